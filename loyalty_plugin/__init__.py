@@ -1,0 +1,51 @@
+"""loyalty_plugin: a membership program for Flask shops.
+
+The public API is what this module exports; everything else may change between releases.
+"""
+
+from __future__ import annotations
+
+from .alembic_filter import include_name, include_object
+from .errors import (
+    AlreadyEnrolled,
+    BadInput,
+    ConfigError,
+    ConflictingDuplicate,
+    InsufficientPoints,
+    InvalidCoupon,
+    LoyaltyError,
+    NotEnrolled,
+    RewardUnavailable,
+)
+from .extension import Loyalty
+from .ledger import Balance
+from .orders import OrderReceipt, RefundReceipt
+from .rewards import Discount
+from .signals import churn_alert, coupon_issued, coupon_used, member_enrolled, points_changed, tier_changed
+from .webhooks import sign as sign_webhook
+
+__all__ = [
+    "AlreadyEnrolled",
+    "BadInput",
+    "Balance",
+    "ConfigError",
+    "ConflictingDuplicate",
+    "Discount",
+    "InsufficientPoints",
+    "InvalidCoupon",
+    "Loyalty",
+    "LoyaltyError",
+    "NotEnrolled",
+    "OrderReceipt",
+    "RefundReceipt",
+    "RewardUnavailable",
+    "churn_alert",
+    "coupon_issued",
+    "coupon_used",
+    "include_name",
+    "include_object",
+    "member_enrolled",
+    "points_changed",
+    "sign_webhook",
+    "tier_changed",
+]

@@ -1,0 +1,274 @@
+"""``LOYALTY_*`` settings: one table of defaults and a strict parser.
+
+Every key is read once, at ``init_app``, into a frozen :class:`Settings`; a misspelled key or a
+bad value stops start-up with a message naming the key, instead of surfacing as a wrong
+balance weeks later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from .errors import ConfigError
+
+DEFAULT_TIERS: list[dict[str, str]] = [
+    {"code": "bronze", "name": "Bronze", "threshold": "0", "multiplier": "1", "discount_percent": "0"},
+    {"code": "silver", "name": "Silver", "threshold": "1000", "multiplier": "1.25", "discount_percent": "3"},
+    {"code": "gold", "name": "Gold", "threshold": "5000", "multiplier": "1.5", "discount_percent": "5"},
+]
+
+#: Every setting the plugin reads, with its default. The README's table is generated from it.
+DEFAULTS: dict[str, Any] = {
+    "LOYALTY_DATABASE_URI": None,
+    "LOYALTY_URL_PREFIX": "/loyalty",
+    "LOYALTY_BASE_TEMPLATE": "loyalty/base.html",
+    "LOYALTY_CURRENCY": "USD",
+    "LOYALTY_POINTS_PER_UNIT": "1",
+    "LOYALTY_EARN_ON_SHIPPING": False,
+    "LOYALTY_EARN_ON_TAX": False,
+    "LOYALTY_PENDING_DAYS": 14,
+    "LOYALTY_POINTS_EXPIRE_DAYS": 365,
+    "LOYALTY_EXPIRY_WARNING_DAYS": 30,
+    "LOYALTY_SIGNUP_POINTS": 100,
+    "LOYALTY_BIRTHDAY_POINTS": 200,
+    "LOYALTY_REVIEW_POINTS": 20,
+    "LOYALTY_REFERRAL_POINTS": 300,
+    "LOYALTY_TIERS": DEFAULT_TIERS,
+    "LOYALTY_TIER_WINDOW_DAYS": 365,
+    "LOYALTY_TIER_KEEP_DAYS": 365,
+    "LOYALTY_CAMPAIGNS": [],
+    "LOYALTY_COUPON_VALID_DAYS": 90,
+    "LOYALTY_WEBHOOK_SECRET": [],
+    "LOYALTY_WEBHOOK_TOLERANCE_SECONDS": 300,
+    "LOYALTY_SCHEDULER": False,
+}
+
+DESCRIPTIONS: dict[str, str] = {
+    "LOYALTY_DATABASE_URI": "Database of the plugin when `init_app` gets no `db`; default: `sqlite:///<instance>/loyalty.sqlite`.",
+    "LOYALTY_URL_PREFIX": "Where the pages are mounted; the JSON API lives under `<prefix>/api/v1`.",
+    "LOYALTY_BASE_TEMPLATE": "Layout the plugin's pages extend; set it to the shop's own.",
+    "LOYALTY_CURRENCY": "ISO 4217 code used when showing money.",
+    "LOYALTY_POINTS_PER_UNIT": "Points per currency unit of the paid total (rounded down).",
+    "LOYALTY_EARN_ON_SHIPPING": "Whether shipping paid earns points.",
+    "LOYALTY_EARN_ON_TAX": "Whether tax paid earns points.",
+    "LOYALTY_PENDING_DAYS": "Return window: days before earned points become available.",
+    "LOYALTY_POINTS_EXPIRE_DAYS": "Days after becoming available that a lot of points expires.",
+    "LOYALTY_EXPIRY_WARNING_DAYS": "How far ahead points count as 'expiring soon'.",
+    "LOYALTY_SIGNUP_POINTS": "Points for joining.",
+    "LOYALTY_BIRTHDAY_POINTS": "Points once a year on the member's birthday.",
+    "LOYALTY_REVIEW_POINTS": "Points for a product review (`award(..., reason='review')`).",
+    "LOYALTY_REFERRAL_POINTS": "Points to referrer and referred after the referred member's first paid order.",
+    "LOYALTY_TIERS": "Tiers, lowest first: code, name, threshold (qualifying spend), multiplier, discount_percent.",
+    "LOYALTY_TIER_WINDOW_DAYS": "Rolling window of qualifying spend.",
+    "LOYALTY_TIER_KEEP_DAYS": "A tier is kept at least this long after it was reached.",
+    "LOYALTY_CAMPAIGNS": "Point campaigns: name, multiplier, starts, ends (ISO dates, `ends` exclusive).",
+    "LOYALTY_COUPON_VALID_DAYS": "Days a redeemed coupon stays valid.",
+    "LOYALTY_WEBHOOK_SECRET": "Secret (or list of secrets, for rotation) signing order/refund webhooks.",
+    "LOYALTY_WEBHOOK_TOLERANCE_SECONDS": "How far a webhook's timestamp may be off, either way.",
+    "LOYALTY_SCHEDULER": "Start the background scheduler inside this process.",
+}
+
+
+@dataclass(frozen=True)
+class Tier:
+    code: str
+    name: str
+    rank: int
+    threshold: Decimal
+    multiplier: Decimal
+    discount_percent: Decimal
+
+
+@dataclass(frozen=True)
+class Campaign:
+    name: str
+    multiplier: Decimal
+    starts: datetime
+    ends: datetime
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The parsed settings of one app; domain code reads only this."""
+
+    database_uri: str | None
+    url_prefix: str
+    base_template: str
+    currency: str
+    points_per_unit: Decimal
+    earn_on_shipping: bool
+    earn_on_tax: bool
+    pending_days: int
+    expire_days: int
+    expiry_warning_days: int
+    signup_points: int
+    birthday_points: int
+    review_points: int
+    referral_points: int
+    tiers: tuple[Tier, ...]
+    tier_window_days: int
+    tier_keep_days: int
+    campaigns: tuple[Campaign, ...]
+    coupon_valid_days: int
+    webhook_secrets: tuple[str, ...]
+    webhook_tolerance: int
+    scheduler: bool
+
+    def tier(self, code: str) -> Tier:
+        for tier in self.tiers:
+            if tier.code == code:
+                return tier
+        return self.tiers[0]
+
+    def campaign_multiplier(self, when: datetime) -> Decimal:
+        """Campaigns that overlap multiply together."""
+        result = Decimal(1)
+        for campaign in self.campaigns:
+            if campaign.starts <= when < campaign.ends:
+                result *= campaign.multiplier
+        return result
+
+
+def _decimal(key: str, value: Any, *, minimum: Decimal | None = None) -> Decimal:
+    if isinstance(value, float) or isinstance(value, bool):
+        raise ConfigError(f"{key}: give {value!r} as a string or Decimal, not a float.")
+    try:
+        result = Decimal(str(value))
+    except InvalidOperation:
+        raise ConfigError(f"{key}: {value!r} is not a number.") from None
+    if not result.is_finite() or (minimum is not None and result < minimum):
+        raise ConfigError(f"{key}: {value!r} must be a number >= {minimum}.")
+    return result
+
+
+def _int(key: str, value: Any, *, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{key}: {value!r} must be a whole number >= {minimum}.")
+    return value
+
+
+def _bool(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key}: {value!r} must be True or False.")
+    return value
+
+
+def _moment(key: str, value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day)
+    try:
+        return datetime.fromisoformat(str(value)).replace(tzinfo=None)
+    except ValueError:
+        raise ConfigError(f"{key}: {value!r} is not an ISO date or date-time.") from None
+
+
+def _tiers(value: Any) -> tuple[Tier, ...]:
+    key = "LOYALTY_TIERS"
+    if not isinstance(value, list | tuple) or not value:
+        raise ConfigError(f"{key}: give a non-empty list of tiers, lowest first.")
+    tiers: list[Tier] = []
+    for rank, raw in enumerate(value):
+        if not isinstance(raw, Mapping) or not raw.get("code"):
+            raise ConfigError(f"{key}[{rank}]: each tier needs at least a 'code'.")
+        where = f"{key}[{rank}] ({raw['code']})"
+        tiers.append(
+            Tier(
+                code=str(raw["code"]),
+                name=str(raw.get("name", raw["code"])),
+                rank=rank,
+                threshold=_decimal(f"{where}.threshold", raw.get("threshold", "0"), minimum=Decimal(0)),
+                multiplier=_decimal(f"{where}.multiplier", raw.get("multiplier", "1"), minimum=Decimal(0)),
+                discount_percent=_decimal(
+                    f"{where}.discount_percent", raw.get("discount_percent", "0"), minimum=Decimal(0)
+                ),
+            )
+        )
+    if tiers[0].threshold != 0:
+        raise ConfigError(f"{key}: the lowest tier must have threshold 0, so every member has a tier.")
+    for lower, higher in zip(tiers, tiers[1:], strict=False):
+        if higher.threshold <= lower.threshold:
+            raise ConfigError(f"{key}: thresholds must rise: {higher.code} is not above {lower.code}.")
+    if len({t.code for t in tiers}) != len(tiers):
+        raise ConfigError(f"{key}: tier codes must be unique.")
+    return tuple(tiers)
+
+
+def _campaigns(value: Any) -> tuple[Campaign, ...]:
+    key = "LOYALTY_CAMPAIGNS"
+    if not isinstance(value, list | tuple):
+        raise ConfigError(f"{key}: give a list of campaigns.")
+    campaigns = []
+    for i, raw in enumerate(value):
+        where = f"{key}[{i}]"
+        if not isinstance(raw, Mapping) or "starts" not in raw or "ends" not in raw:
+            raise ConfigError(f"{where}: each campaign needs 'starts' and 'ends'.")
+        campaign = Campaign(
+            name=str(raw.get("name", f"campaign {i + 1}")),
+            multiplier=_decimal(f"{where}.multiplier", raw.get("multiplier", "1"), minimum=Decimal(0)),
+            starts=_moment(f"{where}.starts", raw["starts"]),
+            ends=_moment(f"{where}.ends", raw["ends"]),
+        )
+        if campaign.ends <= campaign.starts:
+            raise ConfigError(f"{where}: 'ends' must be after 'starts'.")
+        campaigns.append(campaign)
+    return tuple(campaigns)
+
+
+def _secrets(value: Any) -> tuple[str, ...]:
+    key = "LOYALTY_WEBHOOK_SECRET"
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, list | tuple) or not all(isinstance(v, str) and v for v in values):
+        raise ConfigError(f"{key}: give a secret string or a list of them.")
+    if any(len(v) < 16 for v in values):
+        raise ConfigError(f"{key}: each secret needs at least 16 characters.")
+    return tuple(values)
+
+
+def load_settings(config: Mapping[str, Any]) -> Settings:
+    """Validate every ``LOYALTY_*`` key of ``config``, defaults filled in."""
+    unknown = sorted(k for k in config if k.startswith("LOYALTY_") and k not in DEFAULTS)
+    if unknown:
+        raise ConfigError(f"Unknown setting {unknown[0]}: check its spelling against the README.")
+    c = {key: config.get(key, default) for key, default in DEFAULTS.items()}
+    prefix = c["LOYALTY_URL_PREFIX"]
+    if not isinstance(prefix, str) or not prefix.startswith("/") or prefix.endswith("/"):
+        raise ConfigError("LOYALTY_URL_PREFIX: must start with '/' and not end with one, like '/loyalty'.")
+    currency = c["LOYALTY_CURRENCY"]
+    if not isinstance(currency, str) or len(currency) != 3 or not currency.isalpha():
+        raise ConfigError(f"LOYALTY_CURRENCY: {currency!r} is not a 3-letter ISO 4217 code.")
+    uri = c["LOYALTY_DATABASE_URI"]
+    if uri is not None and not isinstance(uri, str):
+        raise ConfigError("LOYALTY_DATABASE_URI: must be a database URL string.")
+    base_template = c["LOYALTY_BASE_TEMPLATE"]
+    if not isinstance(base_template, str) or not base_template:
+        raise ConfigError("LOYALTY_BASE_TEMPLATE: must name a template.")
+    return Settings(
+        database_uri=uri,
+        url_prefix=prefix,
+        base_template=base_template,
+        currency=currency.upper(),
+        points_per_unit=_decimal("LOYALTY_POINTS_PER_UNIT", c["LOYALTY_POINTS_PER_UNIT"], minimum=Decimal(0)),
+        earn_on_shipping=_bool("LOYALTY_EARN_ON_SHIPPING", c["LOYALTY_EARN_ON_SHIPPING"]),
+        earn_on_tax=_bool("LOYALTY_EARN_ON_TAX", c["LOYALTY_EARN_ON_TAX"]),
+        pending_days=_int("LOYALTY_PENDING_DAYS", c["LOYALTY_PENDING_DAYS"]),
+        expire_days=_int("LOYALTY_POINTS_EXPIRE_DAYS", c["LOYALTY_POINTS_EXPIRE_DAYS"], minimum=1),
+        expiry_warning_days=_int("LOYALTY_EXPIRY_WARNING_DAYS", c["LOYALTY_EXPIRY_WARNING_DAYS"]),
+        signup_points=_int("LOYALTY_SIGNUP_POINTS", c["LOYALTY_SIGNUP_POINTS"]),
+        birthday_points=_int("LOYALTY_BIRTHDAY_POINTS", c["LOYALTY_BIRTHDAY_POINTS"]),
+        review_points=_int("LOYALTY_REVIEW_POINTS", c["LOYALTY_REVIEW_POINTS"]),
+        referral_points=_int("LOYALTY_REFERRAL_POINTS", c["LOYALTY_REFERRAL_POINTS"]),
+        tiers=_tiers(c["LOYALTY_TIERS"]),
+        tier_window_days=_int("LOYALTY_TIER_WINDOW_DAYS", c["LOYALTY_TIER_WINDOW_DAYS"], minimum=1),
+        tier_keep_days=_int("LOYALTY_TIER_KEEP_DAYS", c["LOYALTY_TIER_KEEP_DAYS"]),
+        campaigns=_campaigns(c["LOYALTY_CAMPAIGNS"]),
+        coupon_valid_days=_int("LOYALTY_COUPON_VALID_DAYS", c["LOYALTY_COUPON_VALID_DAYS"], minimum=1),
+        webhook_secrets=_secrets(c["LOYALTY_WEBHOOK_SECRET"]),
+        webhook_tolerance=_int("LOYALTY_WEBHOOK_TOLERANCE_SECONDS", c["LOYALTY_WEBHOOK_TOLERANCE_SECONDS"], minimum=1),
+        scheduler=_bool("LOYALTY_SCHEDULER", c["LOYALTY_SCHEDULER"]),
+    )

@@ -1,0 +1,134 @@
+"""Where the plugin's rows live: the host's Flask-SQLAlchemy session, or an engine of its own.
+
+With the host's ``db`` the plugin never commits: the host's order and its points land in the
+host's one transaction. With its own engine every public call is its own transaction. On
+SQLite the own engine begins write transactions with ``BEGIN IMMEDIATE``: SQLAlchemy's
+``with_for_update()`` compiles to a plain SELECT there, so the database lock is the row lock.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from flask import Flask, current_app
+from flask.globals import app_ctx
+from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, scoped_session, sessionmaker
+
+from .models import Member
+
+WRITE_OPTION = "loyalty_write"
+
+
+def normalise_url(url: str) -> str:
+    """Plain ``postgresql://`` means psycopg 3, the driver the ``postgres`` extra installs."""
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def make_engine(url: str) -> Engine:
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        _serialise_sqlite_writers(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _serialise_sqlite_writers(engine: Engine) -> None:
+    """The pysqlite recipe from SQLAlchemy's docs, plus IMMEDIATE for write transactions."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        if engine.url.database not in (None, "", ":memory:"):
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        immediate = conn.get_execution_options().get(WRITE_OPTION)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class Store:
+    """The session and engine of one app."""
+
+    def __init__(self, app: Flask, db: Any = None, uri: str | None = None) -> None:
+        self._db = db
+        self.owns_session = db is None
+        if db is None:
+            if uri is None:
+                os.makedirs(app.instance_path, exist_ok=True)
+                uri = "sqlite:///" + os.path.join(app.instance_path, "loyalty.sqlite")
+            self._engine: Engine | None = make_engine(uri)
+            self._sessions = scoped_session(
+                sessionmaker(self._engine, expire_on_commit=False),
+                scopefunc=lambda: id(app_ctx._get_current_object()),
+            )
+            app.teardown_appcontext(self._remove)
+        else:
+            self._engine = None
+
+    def _remove(self, _exc: BaseException | None = None) -> None:
+        self._sessions.remove()
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine if self._engine is not None else self._db.engine
+
+    @property
+    def session(self) -> Session:
+        return self._sessions() if self._db is None else self._db.session()
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def work(self, *, write: bool = True) -> Iterator[Session]:
+        """One unit of work: committed here with the own engine, left to the host otherwise."""
+        session = self.session
+        if not self.owns_session:
+            yield session
+            session.flush()
+            return
+        if session.in_transaction():
+            session.commit()
+        if write:
+            session.connection(execution_options={WRITE_OPTION: True})
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+    def commit(self) -> None:
+        """End the plugin's own request (webhook, CLI, job) in either mode."""
+        self.session.commit()
+
+    def dispose(self) -> None:
+        if self._engine is not None:
+            self._sessions.remove()
+            self._engine.dispose()
+
+
+def lock_member(session: Session, user_id: str) -> Member | None:
+    """The member row, locked until the transaction ends: every change of points starts here."""
+    stmt = select(Member).where(Member.user_id == user_id).with_for_update()
+    return session.scalars(stmt.execution_options(populate_existing=True)).one_or_none()
+
+
+def current_store() -> Store:
+    return current_app.extensions["loyalty"].store

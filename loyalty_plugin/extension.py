@@ -1,0 +1,213 @@
+"""``Loyalty``: the Flask extension a shop mounts, and the calls its code makes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from flask import Flask, current_app
+
+from . import ledger, members, orders, rewards, tiers
+from .config import DEFAULTS, Settings, load_settings
+from .database import Store
+from .errors import NotEnrolled
+from .models import Coupon, Member, Reward
+from .money import utcnow
+
+Hook = Callable[..., Any]
+
+
+def _default_is_admin(user: Any) -> bool:
+    return bool(getattr(user, "is_admin", False))
+
+
+@dataclass
+class LoyaltyState:
+    """Everything the plugin keeps per app, in ``app.extensions["loyalty"]``."""
+
+    settings: Settings
+    store: Store
+    is_admin: Hook = _default_is_admin
+    user_email: Hook | None = None
+    item_info: Hook | None = None
+    seed_users: Hook | None = None
+    clock: Callable[[], datetime] = field(default=utcnow)
+
+
+class Loyalty:
+    """Mount with ``Loyalty(app, db=db)`` or, in an app factory, ``loyalty.init_app(app, db=db)``.
+
+    The instance holds no app: one ``Loyalty`` serves several apps in one process, each with
+    its own settings and database, found through ``current_app``.
+    """
+
+    def __init__(self, app: Flask | None = None, db: Any = None, **hooks: Hook) -> None:
+        if app is not None:
+            self.init_app(app, db, **hooks)
+
+    def init_app(
+        self,
+        app: Flask,
+        db: Any = None,
+        *,
+        is_admin: Hook | None = None,
+        user_email: Hook | None = None,
+        item_info: Hook | None = None,
+        seed_users: Hook | None = None,
+    ) -> None:
+        """Validate ``LOYALTY_*`` settings, connect the database, register pages, API and CLI.
+
+        ``db`` is the host's Flask-SQLAlchemy object: given, the plugin shares its engine and
+        session and never commits on the host's behalf.
+        """
+        if "loyalty" in app.extensions:
+            raise RuntimeError("Loyalty is already registered on this app.")
+        for key, value in DEFAULTS.items():
+            app.config.setdefault(key, value)
+        settings = load_settings(app.config)
+        state = LoyaltyState(
+            settings=settings,
+            store=Store(app, db, settings.database_uri),
+            is_admin=is_admin or _default_is_admin,
+            user_email=user_email,
+            item_info=item_info,
+            seed_users=seed_users,
+        )
+        app.extensions["loyalty"] = state
+
+        from .cli import loyalty_cli
+        from .views import register_views
+
+        register_views(app, settings)
+        app.cli.add_command(loyalty_cli)
+
+    @staticmethod
+    def state() -> LoyaltyState:
+        return current_app.extensions["loyalty"]
+
+    def now(self) -> datetime:
+        return self.state().clock()
+
+    # Members -----------------------------------------------------------------------------
+
+    def enroll(
+        self,
+        user_id: Any,
+        email: str | None = None,
+        name: str | None = None,
+        birthday: Any = None,
+        marketing_opt_in: bool = False,
+        referral_code: str | None = None,
+    ) -> Member:
+        state = self.state()
+        with state.store.work() as session:
+            return members.enroll(session, user_id, now=state.clock(), settings=state.settings, email=email,
+                                  name=name, birthday=birthday, marketing_opt_in=marketing_opt_in,
+                                  referral_code=referral_code)
+
+    def get_member(self, user_id: Any) -> Member | None:
+        with self.state().store.work(write=False) as session:
+            return members.get_member(session, str(user_id))
+
+    def balance(self, user_id: Any) -> ledger.Balance:
+        state = self.state()
+        with state.store.work(write=False) as session:
+            member = members.get_member(session, str(user_id))
+            if member is None:
+                raise NotEnrolled()
+            return ledger.balance_of(session, member, now=state.clock(), settings=state.settings)
+
+    def award(self, user_id: Any, points: int | None, reason: str, *, key: str) -> members.AwardReceipt:
+        """Activity points (a review, a survey…), counted once per ``key``."""
+        state = self.state()
+        with state.store.work() as session:
+            return members.award(session, user_id, points, reason, key=key, now=state.clock(),
+                                 settings=state.settings)
+
+    def adjust(self, user_id: Any, points: int, *, reason: str, actor: str) -> members.AwardReceipt:
+        state = self.state()
+        with state.store.work() as session:
+            return members.adjust(session, user_id, points, reason=reason, actor=actor, now=state.clock(),
+                                  settings=state.settings)
+
+    def erase_member(self, user_id: Any, *, actor: str = "member") -> None:
+        state = self.state()
+        with state.store.work() as session:
+            members.erase(session, user_id, actor=actor, now=state.clock())
+
+    # Orders ------------------------------------------------------------------------------
+
+    def record_order(
+        self,
+        order_id: Any,
+        user_id: Any,
+        total: Any,
+        lines: Iterable[dict[str, Any]] | None = None,
+        placed_at: Any = None,
+        *,
+        shipping: Any = 0,
+        tax: Any = 0,
+    ) -> orders.OrderReceipt:
+        """Record a paid order; points once per ``order_id`` however often it is delivered.
+
+        ``total`` is what the customer paid in money, after every discount (loyalty coupons
+        included); ``shipping`` and ``tax`` are the parts of it that earn nothing by default.
+        """
+        state = self.state()
+        with state.store.work() as session:
+            return orders.record_order(session, order_id, user_id, total, lines=lines, placed_at=placed_at,
+                                       shipping=shipping, tax=tax, source="api", now=state.clock(),
+                                       settings=state.settings)
+
+    def record_refund(self, refund_id: Any, order_id: Any, amount: Any) -> orders.RefundReceipt:
+        state = self.state()
+        with state.store.work() as session:
+            return orders.record_refund(session, refund_id, order_id, amount, now=state.clock(),
+                                        settings=state.settings)
+
+    # Rewards and coupons -----------------------------------------------------------------
+
+    def create_reward(self, actor: str = "admin", **definition: Any) -> Reward:
+        state = self.state()
+        with state.store.work() as session:
+            return rewards.create_reward(session, definition, actor=actor, now=state.clock(),
+                                         settings=state.settings)
+
+    def update_reward(self, reward_id: int, actor: str = "admin", **definition: Any) -> Reward:
+        state = self.state()
+        with state.store.work() as session:
+            return rewards.update_reward(session, reward_id, definition, actor=actor, now=state.clock(),
+                                         settings=state.settings)
+
+    def retire_reward(self, reward_id: int, actor: str = "admin") -> Reward:
+        state = self.state()
+        with state.store.work() as session:
+            return rewards.retire_reward(session, reward_id, actor=actor, now=state.clock())
+
+    def redeem(self, user_id: Any, reward_id: Any) -> Coupon:
+        state = self.state()
+        with state.store.work() as session:
+            return rewards.redeem(session, user_id, reward_id, now=state.clock(), settings=state.settings)
+
+    def check_coupon(self, code: Any, user_id: Any, order_total: Any) -> rewards.Discount:
+        state = self.state()
+        with state.store.work(write=False) as session:
+            return rewards.check_coupon(session, code, user_id, order_total, now=state.clock())
+
+    def use_coupon(self, code: Any, user_id: Any, order_id: Any) -> Coupon:
+        state = self.state()
+        with state.store.work() as session:
+            return rewards.use_coupon(session, code, user_id, order_id, now=state.clock())
+
+    # Tiers and checks --------------------------------------------------------------------
+
+    def evaluate_tiers(self) -> tiers.TierRun:
+        state = self.state()
+        with state.store.work() as session:
+            return tiers.evaluate_tiers(session, now=state.clock(), settings=state.settings)
+
+    def verify(self) -> list[ledger.Discrepancy]:
+        with self.state().store.work(write=False) as session:
+            return ledger.verify(session)

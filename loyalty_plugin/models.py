@@ -1,0 +1,295 @@
+"""The plugin's tables, all prefixed ``loyalty_``, on a metadata of their own.
+
+The metadata is separate from the host's ``db.Model`` so the host's ``create_all`` and
+autogenerate never touch these tables: they belong to the plugin's own Alembic environment.
+User ids are strings with no foreign key into the host's schema.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Scaled(TypeDecorator[Decimal]):
+    """A Decimal stored as an exact integer of ``10**-places`` units.
+
+    SQLite has no exact decimal type (SQLAlchemy would round-trip through float), so money
+    is kept in integer minor units on every database and handed back as Decimal.
+    """
+
+    impl = BigInteger
+    cache_ok = True
+
+    def __init__(self, places: int = 2) -> None:
+        super().__init__()
+        self.places = places
+        self.quantum = Decimal(1).scaleb(-places)
+
+    def process_bind_param(self, value: Any, dialect: Any) -> int | None:
+        if value is None:
+            return None
+        return int((Decimal(value) * (10**self.places)).to_integral_value())
+
+    def process_result_value(self, value: Any, dialect: Any) -> Decimal | None:
+        if value is None:
+            return None
+        return (Decimal(int(value)).scaleb(-self.places)).quantize(self.quantum)
+
+
+Money = Scaled(2)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Member(Base):
+    __tablename__ = "loyalty_members"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(255), unique=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    name: Mapped[str | None] = mapped_column(String(200))
+    birthday: Mapped[date | None] = mapped_column(Date)
+    marketing_opt_in: Mapped[bool] = mapped_column(Boolean, default=False)
+    referral_code: Mapped[str] = mapped_column(String(32), unique=True)
+    referred_by_id: Mapped[int | None] = mapped_column(ForeignKey("loyalty_members.id"))
+    tier_code: Mapped[str] = mapped_column(String(40))
+    tier_reached_at: Mapped[datetime] = mapped_column(DateTime)
+    #: Cached sums of the ledger, kept in step under the member's row lock; ``verify`` rebuilds them.
+    points_balance: Mapped[int] = mapped_column(BigInteger, default=0)
+    points_pending: Mapped[int] = mapped_column(BigInteger, default=0)
+    enrolled_at: Mapped[datetime] = mapped_column(DateTime)
+    erased_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class LedgerEntry(Base):
+    """One change of points, never updated or deleted.
+
+    ``points`` moves the available balance, ``pending`` the pending one; ``cause`` is unique,
+    so the same order, refund, award key or coupon can never be counted twice.
+    """
+
+    __tablename__ = "loyalty_ledger_entries"
+    __table_args__ = (Index("ix_loyalty_ledger_entries_member_created", "member_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("loyalty_members.id"))
+    kind: Mapped[str] = mapped_column(String(20))
+    points: Mapped[int] = mapped_column(BigInteger, default=0)
+    pending: Mapped[int] = mapped_column(BigInteger, default=0)
+    balance_after: Mapped[int] = mapped_column(BigInteger)
+    cause: Mapped[str] = mapped_column(String(300), unique=True)
+    order_id: Mapped[str | None] = mapped_column(String(255))
+    coupon_id: Mapped[int | None] = mapped_column(ForeignKey("loyalty_coupons.id"))
+    lot_id: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(String(500))
+    actor: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+@event.listens_for(LedgerEntry, "before_update")
+@event.listens_for(LedgerEntry, "before_delete")
+def _ledger_is_append_only(mapper: Any, connection: Any, target: LedgerEntry) -> None:
+    raise RuntimeError("Ledger entries are append-only; post a correcting entry instead.")
+
+
+class PointLot(Base):
+    """Points earned together, tracked for the return window and first-in-first-out expiry."""
+
+    __tablename__ = "loyalty_point_lots"
+    __table_args__ = (
+        Index("ix_loyalty_point_lots_member_status", "member_id", "status", "expires_at"),
+        Index("ix_loyalty_point_lots_status_due", "status", "available_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("loyalty_members.id"))
+    order_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    points: Mapped[int] = mapped_column(BigInteger)
+    remaining: Mapped[int] = mapped_column(BigInteger)
+    #: pending -> available -> (spent | expired); pending -> cancelled on a full refund.
+    status: Mapped[str] = mapped_column(String(12))
+    available_at: Mapped[datetime] = mapped_column(DateTime)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Tier(Base):
+    """The configured tiers, written from ``LOYALTY_TIERS`` so reports can join on them."""
+
+    __tablename__ = "loyalty_tiers"
+
+    code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    rank: Mapped[int] = mapped_column(Integer)
+    threshold: Mapped[Decimal] = mapped_column(Money)
+    multiplier: Mapped[Decimal] = mapped_column(Scaled(4))
+    discount_percent: Mapped[Decimal] = mapped_column(Scaled(2))
+
+
+class TierChange(Base):
+    __tablename__ = "loyalty_tier_history"
+    __table_args__ = (Index("ix_loyalty_tier_history_member", "member_id", "changed_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("loyalty_members.id"))
+    from_tier: Mapped[str | None] = mapped_column(String(40))
+    to_tier: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[str] = mapped_column(String(20))
+    qualifying_spend: Mapped[Decimal] = mapped_column(Money)
+    changed_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Order(Base):
+    """An order as the shop reported it; kept for non-members too (analytics, recommendations)."""
+
+    __tablename__ = "loyalty_orders"
+    __table_args__ = (
+        Index("ix_loyalty_orders_user_placed", "user_id", "placed_at"),
+        Index("ix_loyalty_orders_placed", "placed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(255), unique=True)
+    user_id: Mapped[str | None] = mapped_column(String(255))
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("loyalty_members.id"))
+    placed_at: Mapped[datetime] = mapped_column(DateTime)
+    total: Mapped[Decimal] = mapped_column(Money)
+    shipping: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    tax: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    refunded_total: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    points_earned: Mapped[int] = mapped_column(BigInteger, default=0)
+    points_clawed_back: Mapped[int] = mapped_column(BigInteger, default=0)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class OrderLine(Base):
+    __tablename__ = "loyalty_order_lines"
+    __table_args__ = (UniqueConstraint("order_pk", "line_no"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    order_pk: Mapped[int] = mapped_column(ForeignKey("loyalty_orders.id"))
+    line_no: Mapped[int] = mapped_column(Integer)
+    sku: Mapped[str] = mapped_column(String(100), index=True)
+    qty: Mapped[int] = mapped_column(Integer)
+    unit_price: Mapped[Decimal] = mapped_column(Money)
+    category: Mapped[str | None] = mapped_column(String(100))
+
+
+class Item(Base):
+    """The shop's catalog as the plugin knows it: names for reports, stock for recommendations."""
+
+    __tablename__ = "loyalty_items"
+
+    sku: Mapped[str] = mapped_column(String(100), primary_key=True)
+    name: Mapped[str] = mapped_column(String(300))
+    category: Mapped[str | None] = mapped_column(String(100))
+    price: Mapped[Decimal | None] = mapped_column(Money)
+    url: Mapped[str | None] = mapped_column(String(500))
+    image_url: Mapped[str | None] = mapped_column(String(500))
+    in_stock: Mapped[bool] = mapped_column(Boolean, default=True)
+    consumable: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Reward(Base):
+    __tablename__ = "loyalty_rewards"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    #: fixed_amount | percent | free_shipping | free_item
+    kind: Mapped[str] = mapped_column(String(20))
+    cost_points: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[Decimal | None] = mapped_column(Money)
+    percent: Mapped[Decimal | None] = mapped_column(Scaled(2))
+    max_discount: Mapped[Decimal | None] = mapped_column(Money)
+    sku: Mapped[str | None] = mapped_column(String(100))
+    min_order_total: Mapped[Decimal | None] = mapped_column(Money)
+    min_tier: Mapped[str | None] = mapped_column(String(40))
+    stock: Mapped[int | None] = mapped_column(Integer)
+    per_member_limit: Mapped[int | None] = mapped_column(Integer)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class Coupon(Base):
+    """A redeemed reward: its terms are copied, so editing the reward later changes no coupon."""
+
+    __tablename__ = "loyalty_coupons"
+    __table_args__ = (Index("ix_loyalty_coupons_member_status", "member_id", "status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("loyalty_members.id"))
+    reward_id: Mapped[int] = mapped_column(ForeignKey("loyalty_rewards.id"))
+    kind: Mapped[str] = mapped_column(String(20))
+    amount: Mapped[Decimal | None] = mapped_column(Money)
+    percent: Mapped[Decimal | None] = mapped_column(Scaled(2))
+    max_discount: Mapped[Decimal | None] = mapped_column(Money)
+    sku: Mapped[str | None] = mapped_column(String(100))
+    min_order_total: Mapped[Decimal | None] = mapped_column(Money)
+    points_spent: Mapped[int] = mapped_column(Integer)
+    #: active -> used (-> active again when the order it paid is fully refunded)
+    status: Mapped[str] = mapped_column(String(10))
+    issued_at: Mapped[datetime] = mapped_column(DateTime)
+    valid_until: Mapped[datetime] = mapped_column(DateTime)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime)
+    order_id: Mapped[str | None] = mapped_column(String(255), index=True)
+
+
+class ProcessedEvent(Base):
+    """Idempotency record: an event's key, a fingerprint of its content and what it produced."""
+
+    __tablename__ = "loyalty_processed_events"
+    __table_args__ = (UniqueConstraint("scope", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scope: Mapped[str] = mapped_column(String(30))
+    key: Mapped[str] = mapped_column(String(255))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    result: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class AuditLog(Base):
+    """Who did what to the program by hand: adjustments, reward edits, erasures, imports."""
+
+    __tablename__ = "loyalty_audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    actor: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(50))
+    target: Mapped[str | None] = mapped_column(String(255))
+    details: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, index=True)

@@ -1,0 +1,157 @@
+"""Shared fixtures. Every test that takes ``app`` runs on SQLite and on PostgreSQL.
+
+PostgreSQL runs when ``LOYALTY_TEST_DATABASE_URL`` points at one (CI sets it); otherwise those
+runs skip and say how to enable them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask_login import LoginManager, UserMixin
+from sqlalchemy import create_engine, text
+
+from loyalty_plugin import Loyalty, signals
+from loyalty_plugin.models import Base
+
+PG_URL = os.environ.get("LOYALTY_TEST_DATABASE_URL")
+PG_HINT = (
+    "PostgreSQL run skipped: start PostgreSQL and set "
+    "LOYALTY_TEST_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test to enable it"
+)
+START = datetime(2026, 1, 5, 12, 0, 0)
+
+
+def reset_postgres(url: str) -> None:
+    """An empty schema with the plugin's tables: drop whatever the last test left."""
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    Base.metadata.create_all(engine)
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/loyalty.sqlite"
+    if not PG_URL:
+        pytest.skip(PG_HINT)
+    reset_postgres(PG_URL)
+    return PG_URL
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    """For tests that only make sense on PostgreSQL (real row locks across connections)."""
+    if not PG_URL:
+        pytest.skip(PG_HINT)
+    reset_postgres(PG_URL)
+    return PG_URL
+
+
+@dataclass
+class Clock:
+    """The plugin's idea of now; tests move it instead of sleeping."""
+
+    now: datetime = START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+
+class User(UserMixin):
+    def __init__(self, user_id: str, is_admin: bool = False) -> None:
+        self.id = user_id
+        self.is_admin = is_admin
+
+
+def make_app(database_url: str, instance_path: str, **config: Any) -> Flask:
+    app = Flask("loyalty_test", instance_path=instance_path)
+    app.config.update(
+        TESTING=True,
+        SECRET_KEY="test-secret-key",
+        LOYALTY_DATABASE_URI=database_url,
+        LOYALTY_WEBHOOK_SECRET=["whsec-test-0123456789abcdef"],
+        **config,
+    )
+    login = LoginManager(app)
+    login.login_view = "login"
+    login.user_loader(lambda uid: User(uid, is_admin=uid.startswith("admin")))
+
+    @app.get("/login")
+    def login() -> str:
+        return "log in here"
+
+    Loyalty(app)
+    engine = app.extensions["loyalty"].store.engine
+    Base.metadata.create_all(engine)
+    return app
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def app(database_url: str, tmp_path: Any, clock: Clock) -> Iterator[Flask]:
+    app = make_app(database_url, str(tmp_path / "instance"))
+    app.extensions["loyalty"].clock = clock
+    yield app
+    app.extensions["loyalty"].store.dispose()
+
+
+@pytest.fixture
+def loyalty(app: Flask) -> Iterator[Loyalty]:
+    """The public API, inside an app context."""
+    with app.app_context():
+        yield Loyalty()
+
+
+@pytest.fixture
+def client(app: Flask):  # noqa: ANN201
+    return app.test_client()
+
+
+@dataclass
+class SignalLog:
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def of(self, name: str) -> list[dict[str, Any]]:
+        return [payload for event, payload in self.events if event == name]
+
+
+@pytest.fixture
+def signal_log() -> Iterator[SignalLog]:
+    log = SignalLog()
+    receivers = []
+    for name in ("member_enrolled", "points_changed", "tier_changed", "coupon_issued", "coupon_used"):
+        signal = getattr(signals, name)
+
+        def receiver(sender: Any, _name: str = name, **payload: Any) -> None:
+            log.events.append((_name, payload))
+
+        signal.connect(receiver)
+        receivers.append((signal, receiver))
+    yield log
+    for signal, receiver in receivers:
+        signal.disconnect(receiver)
+
+
+def login(client: Any, user_id: str) -> None:
+    """Log a user in through Flask-Login's session cookie, as the host's login view would."""
+    with client.session_transaction() as sess:
+        sess["_user_id"] = user_id
+        sess["_fresh"] = True
