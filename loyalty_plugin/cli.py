@@ -11,7 +11,7 @@ from flask.cli import with_appcontext
 from . import jobs, ledger, migrate, tiers
 
 
-def _state():  # noqa: ANN202
+def _state():
     return current_app.extensions["loyalty"]
 
 
@@ -102,3 +102,70 @@ def run_job(name: str, now: str | None) -> None:
         with click.progressbar(length=0, label=name, show_pos=True) as bar:
             result = work(state.store, now=moment, progress=bar.update)
     click.echo(f"{name}: {result.done} lot(s) done")
+
+
+@loyalty_cli.command("import-orders")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--mapping", help="Column mapping: a known export ('online-retail') or JSON {our_column: their_header}.")
+@click.option("--enroll", is_flag=True, help="Make every customer in the file a member (no welcome bonus).")
+@click.option("--award-points", is_flag=True, help="Earn points on imported orders of members, as if live.")
+@click.option("--errors", "errors_path", type=click.Path(dir_okay=False), help="Write every rejected line to this CSV.")
+@with_appcontext
+def import_orders_command(
+    path: str, mapping: str | None, enroll: bool, award_points: bool, errors_path: str | None
+) -> None:
+    """Back-fill order history from a CSV with one line per order line; safe to run again."""
+    from . import importer
+
+    state = _state()
+    with click.progressbar(length=importer.count_lines(path), label="importing", show_pos=True) as bar:
+        report = importer.import_orders(
+            state.store,
+            path,
+            mapping=importer.resolve_mapping(mapping),
+            enroll=enroll,
+            award_points=award_points,
+            settings=state.settings,
+            now=state.clock(),
+            progress=bar.update,
+        )
+    click.echo(report.summary())
+    if errors_path:
+        report.write_rejections(errors_path)
+        click.echo(f"rejected lines written to {errors_path}")
+
+
+@loyalty_cli.command("import-items")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@with_appcontext
+def import_items_command(path: str) -> None:
+    """Load or update the catalog (sku, name, category, price, url, image_url, in_stock, consumable)."""
+    from . import importer
+
+    state = _state()
+    report = importer.import_items(state.store, path, now=state.clock())
+    click.echo(report.summary())
+
+
+@loyalty_cli.command("seed-demo")
+@click.option("--seed", default=7, show_default=True, help="Same seed, same shop.")
+@click.option("--customers", default=2000, show_default=True)
+@click.option("--days", default=365, show_default=True, help="How much order history to generate.")
+@with_appcontext
+def seed_demo_command(seed: int, customers: int, days: int) -> None:
+    """Fill an empty program with a realistic demo shop's customers, items and a year of orders."""
+    from . import seed as demo
+
+    state = _state()
+    with click.progressbar(length=customers, label="customers", show_pos=True) as bar:
+        report = demo.seed_demo(
+            state.store,
+            state.settings,
+            seed=seed,
+            customers=customers,
+            days=days,
+            now=state.clock(),
+            create_users=state.seed_users,
+            progress=bar.update,
+        )
+    click.echo(report.summary())

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
+from itertools import pairwise
 from typing import Any
 
 from .errors import ConfigError
@@ -134,7 +135,7 @@ class Settings:
 
 
 def _decimal(key: str, value: Any, *, minimum: Decimal | None = None) -> Decimal:
-    if isinstance(value, float) or isinstance(value, bool):
+    if isinstance(value, float | bool):
         raise ConfigError(f"{key}: give {value!r} as a string or Decimal, not a float.")
     try:
         result = Decimal(str(value))
@@ -191,7 +192,7 @@ def _tiers(value: Any) -> tuple[Tier, ...]:
         )
     if tiers[0].threshold != 0:
         raise ConfigError(f"{key}: the lowest tier must have threshold 0, so every member has a tier.")
-    for lower, higher in zip(tiers, tiers[1:], strict=False):
+    for lower, higher in pairwise(tiers):
         if higher.threshold <= lower.threshold:
             raise ConfigError(f"{key}: thresholds must rise: {higher.code} is not above {lower.code}.")
     if len({t.code for t in tiers}) != len(tiers):

@@ -119,8 +119,8 @@ class Store:
         self.session.commit()
 
     def dispose(self) -> None:
+        """Close every pooled connection (tests, forked workers)."""
         if self._engine is not None:
-            self._sessions.remove()
             self._engine.dispose()
 
 

@@ -44,9 +44,7 @@ class InsufficientPoints(LoyaltyError):
     http_status = 409
 
     def __init__(self, needed: int, available: int) -> None:
-        super().__init__(
-            f"This needs {needed:,} points and you have {max(available, 0):,} available."
-        )
+        super().__init__(f"This needs {needed:,} points and you have {max(available, 0):,} available.")
         self.needed = needed
         self.available = available
 

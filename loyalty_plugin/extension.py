@@ -103,9 +103,17 @@ class Loyalty:
     ) -> Member:
         state = self.state()
         with state.store.work() as session:
-            return members.enroll(session, user_id, now=state.clock(), settings=state.settings, email=email,
-                                  name=name, birthday=birthday, marketing_opt_in=marketing_opt_in,
-                                  referral_code=referral_code)
+            return members.enroll(
+                session,
+                user_id,
+                now=state.clock(),
+                settings=state.settings,
+                email=email,
+                name=name,
+                birthday=birthday,
+                marketing_opt_in=marketing_opt_in,
+                referral_code=referral_code,
+            )
 
     def get_member(self, user_id: Any) -> Member | None:
         with self.state().store.work(write=False) as session:
@@ -123,14 +131,14 @@ class Loyalty:
         """Activity points (a review, a survey…), counted once per ``key``."""
         state = self.state()
         with state.store.work() as session:
-            return members.award(session, user_id, points, reason, key=key, now=state.clock(),
-                                 settings=state.settings)
+            return members.award(session, user_id, points, reason, key=key, now=state.clock(), settings=state.settings)
 
     def adjust(self, user_id: Any, points: int, *, reason: str, actor: str) -> members.AwardReceipt:
         state = self.state()
         with state.store.work() as session:
-            return members.adjust(session, user_id, points, reason=reason, actor=actor, now=state.clock(),
-                                  settings=state.settings)
+            return members.adjust(
+                session, user_id, points, reason=reason, actor=actor, now=state.clock(), settings=state.settings
+            )
 
     def erase_member(self, user_id: Any, *, actor: str = "member") -> None:
         state = self.state()
@@ -157,29 +165,40 @@ class Loyalty:
         """
         state = self.state()
         with state.store.work() as session:
-            return orders.record_order(session, order_id, user_id, total, lines=lines, placed_at=placed_at,
-                                       shipping=shipping, tax=tax, source="api", now=state.clock(),
-                                       settings=state.settings)
+            return orders.record_order(
+                session,
+                order_id,
+                user_id,
+                total,
+                lines=lines,
+                placed_at=placed_at,
+                shipping=shipping,
+                tax=tax,
+                source="api",
+                now=state.clock(),
+                settings=state.settings,
+            )
 
     def record_refund(self, refund_id: Any, order_id: Any, amount: Any) -> orders.RefundReceipt:
         state = self.state()
         with state.store.work() as session:
-            return orders.record_refund(session, refund_id, order_id, amount, now=state.clock(),
-                                        settings=state.settings)
+            return orders.record_refund(
+                session, refund_id, order_id, amount, now=state.clock(), settings=state.settings
+            )
 
     # Rewards and coupons -----------------------------------------------------------------
 
     def create_reward(self, actor: str = "admin", **definition: Any) -> Reward:
         state = self.state()
         with state.store.work() as session:
-            return rewards.create_reward(session, definition, actor=actor, now=state.clock(),
-                                         settings=state.settings)
+            return rewards.create_reward(session, definition, actor=actor, now=state.clock(), settings=state.settings)
 
     def update_reward(self, reward_id: int, actor: str = "admin", **definition: Any) -> Reward:
         state = self.state()
         with state.store.work() as session:
-            return rewards.update_reward(session, reward_id, definition, actor=actor, now=state.clock(),
-                                         settings=state.settings)
+            return rewards.update_reward(
+                session, reward_id, definition, actor=actor, now=state.clock(), settings=state.settings
+            )
 
     def retire_reward(self, reward_id: int, actor: str = "admin") -> Reward:
         state = self.state()

@@ -8,7 +8,9 @@ from wtforms.validators import DataRequired, Length, Optional
 
 
 class JoinForm(FlaskForm):
-    accept_terms = BooleanField("I accept the program terms", validators=[DataRequired("Please accept the program terms.")])
+    accept_terms = BooleanField(
+        "I accept the program terms", validators=[DataRequired("Please accept the program terms.")]
+    )
     birthday = DateField("Birthday (optional, for birthday points)", validators=[Optional()])
     marketing_opt_in = BooleanField("Send me offers by email")
     referral_code = StringField("Referral code (optional)", validators=[Optional(), Length(max=32)])

@@ -27,7 +27,7 @@ class JobResult:
     done: int
 
 
-def _due_lots(store: Store, status: str, column, now: datetime, batch: int) -> list[tuple[int, str]]:  # noqa: ANN001
+def _due_lots(store: Store, status: str, column, now: datetime, batch: int) -> list[tuple[int, str]]:
     session = store.session
     rows = session.execute(
         select(PointLot.id, Member.user_id)
@@ -39,7 +39,7 @@ def _due_lots(store: Store, status: str, column, now: datetime, batch: int) -> l
     return [(lot_id, user_id) for lot_id, user_id in rows]
 
 
-def _run(store: Store, status: str, column, apply, now: datetime, batch: int, progress: Progress | None) -> JobResult:  # noqa: ANN001
+def _run(store: Store, status: str, column, apply, now: datetime, batch: int, progress: Progress | None) -> JobResult:
     done = 0
     while True:
         with store.work() as session:

@@ -109,13 +109,33 @@ def earn(
         created_at=now,
     )
     session.add(lot)
-    session.flush([lot])
+    session.flush()
     if days > 0:
-        post(session, member, kind=kind, cause=cause, now=now, pending=points, order_id=order_id,
-             lot_id=lot.id, reason=reason, actor=actor)
+        post(
+            session,
+            member,
+            kind=kind,
+            cause=cause,
+            now=now,
+            pending=points,
+            order_id=order_id,
+            lot_id=lot.id,
+            reason=reason,
+            actor=actor,
+        )
     else:
-        post(session, member, kind=kind, cause=cause, now=now, points=points, order_id=order_id,
-             lot_id=lot.id, reason=reason, actor=actor)
+        post(
+            session,
+            member,
+            kind=kind,
+            cause=cause,
+            now=now,
+            points=points,
+            order_id=order_id,
+            lot_id=lot.id,
+            reason=reason,
+            actor=actor,
+        )
         _repay_debt(member, lot, points)
     return lot
 
@@ -124,8 +144,17 @@ def release(session: Session, member: Member, lot: PointLot, *, now: datetime) -
     """The return window is over: pending points become available."""
     points = lot.remaining
     lot.status = "available"
-    post(session, member, kind="release", cause=f"release:{lot.id}", now=now, points=points,
-         pending=-points, order_id=lot.order_id, lot_id=lot.id)
+    post(
+        session,
+        member,
+        kind="release",
+        cause=f"release:{lot.id}",
+        now=now,
+        points=points,
+        pending=-points,
+        order_id=lot.order_id,
+        lot_id=lot.id,
+    )
     _repay_debt(member, lot, points)
 
 
@@ -133,8 +162,7 @@ def expire(session: Session, member: Member, lot: PointLot, *, now: datetime) ->
     points = lot.remaining
     lot.remaining = 0
     lot.status = "expired"
-    post(session, member, kind="expire", cause=f"expire:{lot.id}", now=now, points=-points,
-         lot_id=lot.id)
+    post(session, member, kind="expire", cause=f"expire:{lot.id}", now=now, points=-points, lot_id=lot.id)
 
 
 def _available_lots(session: Session, member: Member) -> list[PointLot]:
@@ -187,8 +215,11 @@ def claw_back(
     order_lots = list(
         session.scalars(
             select(PointLot)
-            .where(PointLot.member_id == member.id, PointLot.order_id == order_id,
-                   PointLot.status.in_(("pending", "available")))
+            .where(
+                PointLot.member_id == member.id,
+                PointLot.order_id == order_id,
+                PointLot.status.in_(("pending", "available")),
+            )
             .order_by(PointLot.id)
         )
     )
@@ -208,8 +239,16 @@ def claw_back(
         own = [lot for lot in order_lots if lot.status == "available" and lot.remaining > 0]
         others = [lot for lot in _available_lots(session, member) if lot not in own]
         _consume(own + others, from_available)
-    return post(session, member, kind="clawback", cause=cause, now=now, points=-from_available,
-                pending=-from_pending, order_id=order_id)
+    return post(
+        session,
+        member,
+        kind="clawback",
+        cause=cause,
+        now=now,
+        points=-from_available,
+        pending=-from_pending,
+        order_id=order_id,
+    )
 
 
 def balance_of(session: Session, member: Member, *, now: datetime, settings: Settings) -> Balance:

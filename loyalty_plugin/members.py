@@ -109,10 +109,19 @@ def enroll(
         enrolled_at=now,
     )
     session.add(member)
-    session.flush([member])
+    session.flush()
     if settings.signup_points:
-        ledger.earn(session, member, settings.signup_points, cause=f"signup:{member.id}", now=now,
-                    settings=settings, kind="signup", reason="Welcome bonus", pending_days=0)
+        ledger.earn(
+            session,
+            member,
+            settings.signup_points,
+            cause=f"signup:{member.id}",
+            now=now,
+            settings=settings,
+            kind="signup",
+            reason="Welcome bonus",
+            pending_days=0,
+        )
     signals.defer(
         session,
         signals.member_enrolled,
@@ -153,8 +162,9 @@ def award(
     existing = session.scalars(select(LedgerEntry).where(LedgerEntry.cause == cause)).one_or_none()
     if existing is not None:
         return AwardReceipt(points=existing.points, balance=member.points_balance, repeat=True)
-    ledger.earn(session, member, points, cause=cause, now=now, settings=settings, kind="award",
-                reason=why, pending_days=0)
+    ledger.earn(
+        session, member, points, cause=cause, now=now, settings=settings, kind="award", reason=why, pending_days=0
+    )
     return AwardReceipt(points=points, balance=member.points_balance, repeat=False)
 
 
@@ -177,12 +187,29 @@ def adjust(
     member = require_member(session, str(user_id))
     cause = f"adjust:{secrets.token_hex(12)}"
     if delta > 0:
-        ledger.earn(session, member, delta, cause=cause, now=now, settings=settings, kind="adjust",
-                    reason=why, actor=who, pending_days=0)
+        ledger.earn(
+            session,
+            member,
+            delta,
+            cause=cause,
+            now=now,
+            settings=settings,
+            kind="adjust",
+            reason=why,
+            actor=who,
+            pending_days=0,
+        )
     else:
         ledger.spend(session, member, -delta, kind="adjust", cause=cause, now=now, reason=why, actor=who)
-    session.add(AuditLog(actor=who, action="adjust_points", target=member.user_id,
-                         details=json.dumps({"points": delta, "reason": why}), created_at=now))
+    session.add(
+        AuditLog(
+            actor=who,
+            action="adjust_points",
+            target=member.user_id,
+            details=json.dumps({"points": delta, "reason": why}),
+            created_at=now,
+        )
+    )
     return AwardReceipt(points=delta, balance=member.points_balance, repeat=False)
 
 
@@ -209,8 +236,17 @@ def award_birthdays(session: Session, *, today: date, now: datetime, settings: S
         if session.scalar(select(LedgerEntry.id).where(LedgerEntry.cause == cause)) is not None:
             continue
         member = require_member(session, user_id)
-        ledger.earn(session, member, settings.birthday_points, cause=cause, now=now,
-                    settings=settings, kind="birthday", reason="Happy birthday", pending_days=0)
+        ledger.earn(
+            session,
+            member,
+            settings.birthday_points,
+            cause=cause,
+            now=now,
+            settings=settings,
+            kind="birthday",
+            reason="Happy birthday",
+            pending_days=0,
+        )
         done += 1
     return done
 
@@ -222,14 +258,31 @@ def credit_referral(session: Session, member: Member, *, now: datetime, settings
     cause = f"referral:{member.id}"
     if session.scalar(select(LedgerEntry.id).where(LedgerEntry.cause == cause)) is not None:
         return
-    ledger.earn(session, member, settings.referral_points, cause=cause, now=now, settings=settings,
-                kind="referral", reason="Referral bonus", pending_days=0)
+    ledger.earn(
+        session,
+        member,
+        settings.referral_points,
+        cause=cause,
+        now=now,
+        settings=settings,
+        kind="referral",
+        reason="Referral bonus",
+        pending_days=0,
+    )
     referrer = session.get(Member, member.referred_by_id)
     if referrer is not None and referrer.erased_at is None:
         referrer = require_member(session, referrer.user_id)
-        ledger.earn(session, referrer, settings.referral_points, cause=f"referrer:{member.id}",
-                    now=now, settings=settings, kind="referral", reason="A friend you referred ordered",
-                    pending_days=0)
+        ledger.earn(
+            session,
+            referrer,
+            settings.referral_points,
+            cause=f"referrer:{member.id}",
+            now=now,
+            settings=settings,
+            kind="referral",
+            reason="A friend you referred ordered",
+            pending_days=0,
+        )
 
 
 def erase(session: Session, user_id: Any, *, actor: str, now: datetime) -> None:

@@ -36,4 +36,6 @@ def current(engine: Engine) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
     with engine.connect() as connection:
-        return MigrationContext.configure(connection, opts={"version_table": "loyalty_alembic_version"}).get_current_revision()
+        return MigrationContext.configure(
+            connection, opts={"version_table": "loyalty_alembic_version"}
+        ).get_current_revision()

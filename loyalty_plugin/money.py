@@ -14,7 +14,7 @@ MAX_MONEY = Decimal("10000000000")
 
 def to_money(value: Any, field: str, *, allow_zero: bool = True) -> Decimal:
     """A non-negative amount with at most two decimals; floats are refused, not rounded."""
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, bool | float):
         raise BadInput(f"{field} must be given as a decimal string or number, not {type(value).__name__}.", field=field)
     try:
         amount = Decimal(str(value).strip()) if isinstance(value, str) else Decimal(value)

@@ -27,7 +27,10 @@ SIGNATURE = {
 
 def _errors(*codes: int) -> dict[str, Any]:
     return {
-        str(code): {"description": "Refused", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        str(code): {
+            "description": "Refused",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
         for code in codes
     }
 
@@ -89,18 +92,34 @@ def document(base: str) -> dict[str, Any]:
                 "post": {
                     "summary": "Record a paid order (idempotent on order_id).",
                     "parameters": [SIGNATURE],
-                    "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Order"}}}},
-                    "responses": {"201": {"description": "Recorded"}, "200": {"description": "Repeat delivery"}, **_errors(401, 409, 422)},
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Order"}}},
+                    },
+                    "responses": {
+                        "201": {"description": "Recorded"},
+                        "200": {"description": "Repeat delivery"},
+                        **_errors(401, 409, 422),
+                    },
                 }
             },
             "/refunds": {
                 "post": {
                     "summary": "Record a refund (idempotent on refund_id).",
                     "parameters": [SIGNATURE],
-                    "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Refund"}}}},
-                    "responses": {"201": {"description": "Recorded"}, "200": {"description": "Repeat delivery"}, **_errors(401, 409, 422)},
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Refund"}}},
+                    },
+                    "responses": {
+                        "201": {"description": "Recorded"},
+                        "200": {"description": "Repeat delivery"},
+                        **_errors(401, 409, 422),
+                    },
                 }
             },
-            "/openapi.json": {"get": {"summary": "This document.", "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+            "/openapi.json": {
+                "get": {"summary": "This document.", "responses": {"200": {"description": "OpenAPI 3.1"}}}
+            },
         },
     }

@@ -20,7 +20,7 @@ from .database import lock_member
 from .errors import BadInput, ConflictingDuplicate
 from .members import credit_referral
 from .models import Order, OrderLine, ProcessedEvent
-from .money import floor_points, to_money, to_moment, to_quantity, to_text
+from .money import floor_points, to_moment, to_money, to_quantity, to_text
 from .rewards import restore_coupons
 
 MAX_LINES = 1000
@@ -155,17 +155,21 @@ def record_order(
     if new_id is None:
         existing = session.scalars(select(Order).where(Order.order_id == oid)).one()
         if existing.fingerprint != digest:
-            raise ConflictingDuplicate(
-                f"Order {oid} was already recorded with different content; it was not changed."
-            )
+            raise ConflictingDuplicate(f"Order {oid} was already recorded with different content; it was not changed.")
         member = lock_member(session, uid) if uid else None
         return OrderReceipt(oid, existing.points_earned, _balance(member), _pending(member), True)
     if parsed:
         session.execute(
             insert(OrderLine),
             [
-                {"order_pk": new_id, "line_no": i, "sku": x.sku, "qty": x.qty,
-                 "unit_price": x.unit_price, "category": x.category}
+                {
+                    "order_pk": new_id,
+                    "line_no": i,
+                    "sku": x.sku,
+                    "qty": x.qty,
+                    "unit_price": x.unit_price,
+                    "category": x.category,
+                }
                 for i, x in enumerate(parsed)
             ],
         )
@@ -180,8 +184,9 @@ def record_order(
     order.member_id = member.id
     order.points_earned = points
     if points > 0:
-        ledger.earn(session, member, points, cause=f"order:{oid}", now=when, settings=settings,
-                    order_id=oid, reason="Order")
+        ledger.earn(
+            session, member, points, cause=f"order:{oid}", now=when, settings=settings, order_id=oid, reason="Order"
+        )
     first = session.scalar(select(func.count()).where(Order.member_id == member.id)) == 1
     if first:
         credit_referral(session, member, now=now, settings=settings)
@@ -230,8 +235,7 @@ def record_refund(
     refunded = order.refunded_total + money
     if refunded > order.total:
         left = order.total - order.refunded_total
-        raise BadInput(f"The refund of {money} is more than the {left} left to refund on order {oid}.",
-                       field="amount")
+        raise BadInput(f"The refund of {money} is more than the {left} left to refund on order {oid}.", field="amount")
     order.refunded_total = refunded
     clawed = 0
     member = lock_member(session, order.user_id) if order.member_id and order.user_id else None
@@ -245,7 +249,12 @@ def record_refund(
         restore_coupons(session, oid, now=now, settings=settings)
     balance = _balance(member)
     session.add(
-        ProcessedEvent(scope="refund", key=rid, fingerprint=digest, created_at=now,
-                       result=json.dumps({"points_clawed_back": clawed, "balance": balance}))
+        ProcessedEvent(
+            scope="refund",
+            key=rid,
+            fingerprint=digest,
+            created_at=now,
+            result=json.dumps({"points_clawed_back": clawed, "balance": balance}),
+        )
     )
     return RefundReceipt(rid, oid, clawed, balance, False)

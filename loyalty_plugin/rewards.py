@@ -105,21 +105,36 @@ def reward_values(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
 def create_reward(session: Session, data: dict[str, Any], *, actor: str, now: datetime, settings: Settings) -> Reward:
     reward = Reward(**reward_values(data, settings), active=True, created_at=now)
     session.add(reward)
-    session.flush([reward])
-    session.add(AuditLog(actor=actor, action="create_reward", target=f"reward:{reward.id}",
-                         details=json.dumps(data, default=str), created_at=now))
+    session.flush()
+    session.add(
+        AuditLog(
+            actor=actor,
+            action="create_reward",
+            target=f"reward:{reward.id}",
+            details=json.dumps(data, default=str),
+            created_at=now,
+        )
+    )
     return reward
 
 
-def update_reward(session: Session, reward_id: int, data: dict[str, Any], *, actor: str, now: datetime,
-                  settings: Settings) -> Reward:
+def update_reward(
+    session: Session, reward_id: int, data: dict[str, Any], *, actor: str, now: datetime, settings: Settings
+) -> Reward:
     reward = session.get(Reward, reward_id, with_for_update=True)
     if reward is None:
         raise BadInput("There is no such reward.", field="reward_id")
     for key, value in reward_values(data, settings).items():
         setattr(reward, key, value)
-    session.add(AuditLog(actor=actor, action="update_reward", target=f"reward:{reward.id}",
-                         details=json.dumps(data, default=str), created_at=now))
+    session.add(
+        AuditLog(
+            actor=actor,
+            action="update_reward",
+            target=f"reward:{reward.id}",
+            details=json.dumps(data, default=str),
+            created_at=now,
+        )
+    )
     return reward
 
 
@@ -152,14 +167,13 @@ def redeem(session: Session, user_id: Any, reward_id: Any, *, now: datetime, set
     if reward.min_tier is not None:
         needed = settings.tier(reward.min_tier)
         if settings.tier(member.tier_code).rank < needed.rank:
-            raise RewardUnavailable(f"This reward is for {needed.name} members and above.",
-                                    reason="reward_tier_restricted")
+            raise RewardUnavailable(
+                f"This reward is for {needed.name} members and above.", reason="reward_tier_restricted"
+            )
     if reward.stock is not None and reward.stock <= 0:
         raise RewardUnavailable("This reward is out of stock.", reason="reward_out_of_stock")
     if reward.per_member_limit is not None:
-        taken = session.scalar(
-            select(func.count()).where(Coupon.member_id == member.id, Coupon.reward_id == reward.id)
-        )
+        taken = session.scalar(select(func.count()).where(Coupon.member_id == member.id, Coupon.reward_id == reward.id))
         if taken >= reward.per_member_limit:
             raise RewardUnavailable(
                 f"You have already redeemed this reward the most times allowed ({reward.per_member_limit}).",
@@ -183,13 +197,28 @@ def redeem(session: Session, user_id: Any, reward_id: Any, *, now: datetime, set
         valid_until=now + timedelta(days=settings.coupon_valid_days),
     )
     session.add(coupon)
-    session.flush([coupon])
-    ledger.spend(session, member, reward.cost_points, kind="redeem", cause=f"redeem:{coupon.id}",
-                 now=now, coupon_id=coupon.id, reason=reward.name)
+    session.flush()
+    ledger.spend(
+        session,
+        member,
+        reward.cost_points,
+        kind="redeem",
+        cause=f"redeem:{coupon.id}",
+        now=now,
+        coupon_id=coupon.id,
+        reason=reward.name,
+    )
     if reward.stock is not None:
         reward.stock -= 1
-    signals.defer(session, signals.coupon_issued, user_id=member.user_id, coupon_code=coupon.code,
-                  reward_id=reward.id, points_spent=reward.cost_points, valid_until=coupon.valid_until)
+    signals.defer(
+        session,
+        signals.coupon_issued,
+        user_id=member.user_id,
+        coupon_code=coupon.code,
+        reward_id=reward.id,
+        points_spent=reward.cost_points,
+        valid_until=coupon.valid_until,
+    )
     return coupon
 
 
@@ -199,9 +228,7 @@ def _owned_coupon(session: Session, code: Any, user_id: Any) -> tuple[Coupon, Me
     member = session.scalars(
         select(Member).where(Member.user_id == str(user_id), Member.erased_at.is_(None))
     ).one_or_none()
-    coupon = (
-        session.scalars(select(Coupon).where(Coupon.code == wanted)).one_or_none() if wanted else None
-    )
+    coupon = session.scalars(select(Coupon).where(Coupon.code == wanted)).one_or_none() if wanted else None
     if member is None or coupon is None or coupon.member_id != member.id:
         raise InvalidCoupon("not_found")
     return coupon, member
@@ -258,8 +285,7 @@ def use_coupon(session: Session, code: Any, user_id: Any, order_id: Any, *, now:
     ).rowcount
     session.refresh(coupon)
     if won == 1:
-        signals.defer(session, signals.coupon_used, user_id=member.user_id, coupon_code=coupon.code,
-                      order_id=oid)
+        signals.defer(session, signals.coupon_used, user_id=member.user_id, coupon_code=coupon.code, order_id=oid)
         return coupon
     if coupon.status == "used" and coupon.order_id == oid:
         return coupon

@@ -33,7 +33,7 @@ def sync_tiers(session: Session, settings: Settings) -> None:
         session.execute(delete(TierRow).where(TierRow.code.in_(list(existing))))
 
 
-def spend_expression(settings: Settings):  # noqa: ANN201 - a SQL expression
+def spend_expression(settings: Settings):
     """An order's qualifying spend in minor units: what was paid and kept, as points are earned."""
     spend = Order.total - Order.refunded_total
     if not settings.earn_on_shipping:

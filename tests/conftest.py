@@ -121,7 +121,7 @@ def loyalty(app: Flask) -> Iterator[Loyalty]:
 
 
 @pytest.fixture
-def client(app: Flask):  # noqa: ANN201
+def client(app: Flask):
     return app.test_client()
 
 
@@ -155,3 +155,30 @@ def login(client: Any, user_id: str) -> None:
     with client.session_transaction() as sess:
         sess["_user_id"] = user_id
         sess["_fresh"] = True
+
+
+@pytest.fixture
+def configured(database_url: str, tmp_path: Any, clock: Clock) -> Iterator[Any]:
+    """Build an app with extra ``LOYALTY_*`` settings: ``with configured(KEY=value) as loyalty``."""
+    apps: list[Flask] = []
+
+    def build(**config: Any) -> Any:
+        from contextlib import contextmanager
+
+        @contextmanager
+        def context() -> Iterator[Loyalty]:
+            app = make_app(database_url, str(tmp_path / f"instance{len(apps)}"), **config)
+            app.extensions["loyalty"].clock = clock
+            apps.append(app)
+            with app.app_context():
+                yield Loyalty()
+
+        return context()
+
+    yield build
+    for app in apps:
+        app.extensions["loyalty"].store.dispose()
+
+
+def line(sku: str = "SKU-1", qty: int = 1, unit_price: str = "10.00", category: str | None = "misc") -> dict:
+    return {"sku": sku, "qty": qty, "unit_price": unit_price, "category": category}

@@ -26,7 +26,7 @@ ORDER_FIELDS = {"order_id", "user_id", "total", "lines", "placed_at", "shipping"
 REFUND_FIELDS = {"refund_id", "order_id", "amount"}
 
 
-def _state():  # noqa: ANN202
+def _state():
     return current_app.extensions["loyalty"]
 
 
@@ -95,8 +95,13 @@ def _signed_body(fields: set[str]) -> dict[str, Any]:
     if not state.settings.webhook_secrets:
         raise BadSignature("Webhooks are turned off: the shop has not set LOYALTY_WEBHOOK_SECRET.")
     body = request.get_data(cache=True)
-    verify(request.headers.get(HEADER), body, state.settings.webhook_secrets,
-           tolerance=state.settings.webhook_tolerance, now=time.time())
+    verify(
+        request.headers.get(HEADER),
+        body,
+        state.settings.webhook_secrets,
+        tolerance=state.settings.webhook_tolerance,
+        now=time.time(),
+    )
     try:
         payload = json.loads(body, parse_float=Decimal)
     except ValueError:

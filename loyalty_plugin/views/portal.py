@@ -15,7 +15,7 @@ from ..rewards import display_code, member_coupons
 portal = Blueprint("loyalty", __name__)
 
 
-def _state():  # noqa: ANN202
+def _state():
     return current_app.extensions["loyalty"]
 
 
@@ -29,8 +29,11 @@ def _require_login() -> Any:
 @portal.context_processor
 def _layout() -> dict[str, Any]:
     state = _state()
-    return {"loyalty_base": state.settings.base_template, "currency": state.settings.currency,
-            "display_code": display_code}
+    return {
+        "loyalty_base": state.settings.base_template,
+        "currency": state.settings.currency,
+        "display_code": display_code,
+    }
 
 
 @portal.get("/")
@@ -42,8 +45,13 @@ def dashboard() -> Any:
             return redirect(url_for("loyalty.join"))
         balance = ledger.balance_of(session, member, now=state.clock(), settings=state.settings)
         coupons = [c for c in member_coupons(session, member) if c.status == "active"]
-        return render_template("loyalty/dashboard.html", member=member, balance=balance,
-                               tier=state.settings.tier(member.tier_code), coupons=coupons)
+        return render_template(
+            "loyalty/dashboard.html",
+            member=member,
+            balance=balance,
+            tier=state.settings.tier(member.tier_code),
+            coupons=coupons,
+        )
 
 
 @portal.route("/join", methods=["GET", "POST"])
@@ -54,10 +62,16 @@ def join() -> Any:
         email = state.user_email(current_user) if state.user_email else None
         try:
             with state.store.work() as session:
-                members.enroll(session, current_user.get_id(), now=state.clock(), settings=state.settings,
-                               email=email, birthday=form.birthday.data,
-                               marketing_opt_in=form.marketing_opt_in.data,
-                               referral_code=form.referral_code.data or None)
+                members.enroll(
+                    session,
+                    current_user.get_id(),
+                    now=state.clock(),
+                    settings=state.settings,
+                    email=email,
+                    birthday=form.birthday.data,
+                    marketing_opt_in=form.marketing_opt_in.data,
+                    referral_code=form.referral_code.data or None,
+                )
             state.store.commit()
         except LoyaltyError as exc:
             state.store.session.rollback()
