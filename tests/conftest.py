@@ -28,6 +28,13 @@ PG_HINT = (
 START = datetime(2026, 1, 5, 12, 0, 0)
 
 
+def skip_without_postgres() -> None:
+    """CI sets LOYALTY_REQUIRE_POSTGRES: there a missing PostgreSQL fails instead of skipping."""
+    if os.environ.get("LOYALTY_REQUIRE_POSTGRES"):
+        pytest.fail("LOYALTY_REQUIRE_POSTGRES is set but LOYALTY_TEST_DATABASE_URL is not")
+    pytest.skip(PG_HINT)
+
+
 def reset_postgres(url: str) -> None:
     """An empty schema with the plugin's tables: drop whatever the last test left."""
     engine = create_engine(url)
@@ -43,7 +50,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/loyalty.sqlite"
     if not PG_URL:
-        pytest.skip(PG_HINT)
+        skip_without_postgres()
     reset_postgres(PG_URL)
     return PG_URL
 
@@ -52,7 +59,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
 def postgres_url() -> str:
     """For tests that only make sense on PostgreSQL (real row locks across connections)."""
     if not PG_URL:
-        pytest.skip(PG_HINT)
+        skip_without_postgres()
     reset_postgres(PG_URL)
     return PG_URL
 
@@ -80,11 +87,13 @@ class User(UserMixin):
 def make_app(database_url: str, instance_path: str, **config: Any) -> Flask:
     app = Flask("loyalty_test", instance_path=instance_path)
     app.config.update(
-        TESTING=True,
-        SECRET_KEY="test-secret-key",
-        LOYALTY_DATABASE_URI=database_url,
-        LOYALTY_WEBHOOK_SECRET=["whsec-test-0123456789abcdef"],
-        **config,
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test-secret-key",
+            "LOYALTY_DATABASE_URI": database_url,
+            "LOYALTY_WEBHOOK_SECRET": ["whsec-test-0123456789abcdef"],
+            **config,
+        }
     )
     login = LoginManager(app)
     login.login_view = "login"

@@ -13,11 +13,11 @@ from loyalty_plugin.models import LedgerEntry, Order, PointLot
 from .conftest import line
 
 
-def store(loyalty):  # noqa: ANN001, ANN201
+def store(loyalty):
     return loyalty.state().store
 
 
-def settle(loyalty, clock) -> None:  # noqa: ANN001
+def settle(loyalty, clock) -> None:
     """What the nightly jobs would do at the clock's time."""
     release_pending(store(loyalty), now=clock())
     expire_points(store(loyalty), now=clock())

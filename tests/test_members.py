@@ -11,7 +11,7 @@ from loyalty_plugin.jobs import birthdays
 from loyalty_plugin.models import AuditLog, LedgerEntry, Member, Order
 
 
-def entries(loyalty, **filters):  # noqa: ANN001, ANN003, ANN201
+def entries(loyalty, **filters):
     return loyalty.state().store.session.query(LedgerEntry).filter_by(**filters).all()
 
 

@@ -8,7 +8,7 @@ from loyalty_plugin.models import Member, TierChange
 from loyalty_plugin.models import Tier as TierRow
 
 
-def tier_of(loyalty, user_id):  # noqa: ANN001, ANN201
+def tier_of(loyalty, user_id):
     return loyalty.get_member(user_id).tier_code
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, flash, redirect, render_template, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from .. import ledger, members
@@ -12,7 +12,7 @@ from ..errors import LoyaltyError
 from ..forms import JoinForm
 from ..rewards import display_code, member_coupons
 
-portal = Blueprint("loyalty", __name__)
+portal = Blueprint("loyalty", __name__, static_url_path="/static")
 
 
 def _state():
@@ -21,7 +21,7 @@ def _state():
 
 @portal.before_request
 def _require_login() -> Any:
-    if not current_user.is_authenticated:
+    if request.endpoint != "loyalty.static" and not current_user.is_authenticated:
         return current_app.login_manager.unauthorized()
     return None
 

@@ -1,0 +1,112 @@
+"""A host with its own Flask-SQLAlchemy ``db``: one transaction, signals after its commit,
+and its Flask-Migrate autogenerate leaving the plugin's tables alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask_login import LoginManager
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+
+import loyalty_plugin
+from loyalty_plugin import Loyalty, migrate
+from loyalty_plugin.database import normalise_url
+
+
+def make_host(database_url: str, tmp_path: Path, *, create_host_tables: bool = True) -> tuple[Flask, SQLAlchemy, type]:
+    db = SQLAlchemy()
+
+    class ShopOrder(db.Model):  # type: ignore[name-defined]
+        __tablename__ = "shop_orders"
+        id: Mapped[str] = mapped_column(String(40), primary_key=True)
+        total: Mapped[str] = mapped_column(String(20))
+
+    app = Flask("host_shop", instance_path=str(tmp_path / "instance"))
+    app.config.update(SECRET_KEY="host-key", SQLALCHEMY_DATABASE_URI=normalise_url(database_url))
+    db.init_app(app)
+    LoginManager(app)
+    Loyalty().init_app(app, db=db)
+    with app.app_context():
+        if database_url.startswith("sqlite"):
+            migrate.upgrade(db.engine)
+        if create_host_tables:
+            db.create_all()
+    return app, db, ShopOrder
+
+
+@pytest.fixture
+def host(database_url: str, tmp_path: Path):
+    app, db, order_model = make_host(database_url, tmp_path)
+    with app.app_context():
+        yield Loyalty(), db, order_model
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_the_hosts_order_and_its_points_commit_or_roll_back_together(host):
+    loyalty, db, ShopOrder = host
+    loyalty.enroll("u1")
+    db.session.commit()
+    db.session.add(ShopOrder(id="o1", total="50.00"))
+    loyalty.record_order("o1", "u1", "50.00")
+    db.session.rollback()
+    assert db.session.get(ShopOrder, "o1") is None
+    assert loyalty.balance("u1").pending == 0
+    db.session.add(ShopOrder(id="o1", total="50.00"))
+    loyalty.record_order("o1", "u1", "50.00")
+    db.session.commit()
+    assert db.session.get(ShopOrder, "o1") is not None
+    assert loyalty.balance("u1").pending == 50
+
+
+def test_signals_wait_for_the_hosts_commit_and_vanish_on_rollback(host, signal_log):
+    loyalty, db, _ = host
+    loyalty.enroll("u1")
+    assert signal_log.events == []
+    db.session.rollback()
+    assert signal_log.events == []
+    loyalty.enroll("u1")
+    db.session.commit()
+    assert [name for name, _ in signal_log.events] == ["points_changed", "member_enrolled"]
+
+
+def test_the_whole_contract_works_on_the_hosts_session(host):
+    loyalty, db, _ = host
+    loyalty.enroll("u1")
+    loyalty.record_order("o1", "u1", "600.00")
+    reward = loyalty.create_reward(name="Five off", kind="fixed_amount", amount="5", cost_points=100)
+    coupon = loyalty.redeem("u1", reward.id)
+    assert loyalty.check_coupon(coupon.code, "u1", "30").amount == 5
+    loyalty.use_coupon(coupon.code, "u1", "o2")
+    loyalty.record_refund("r1", "o1", "300.00")
+    db.session.commit()
+    balance = loyalty.balance("u1")
+    assert (balance.available, balance.pending) == (0, 300)
+    assert loyalty.verify() == []
+
+
+@pytest.mark.parametrize("with_filter", [True, False])
+def test_a_flask_migrate_host_autogenerates_nothing_for_loyalty_tables(database_url, tmp_path, with_filter):
+    flask_migrate = pytest.importorskip("flask_migrate")
+    args = {"include_name": loyalty_plugin.include_name} if with_filter else {}
+    app, db, _ = make_host(database_url, tmp_path, create_host_tables=False)
+    flask_migrate.Migrate(app, db, **args)
+    directory = str(tmp_path / "host_migrations")
+    versions = tmp_path / "host_migrations" / "versions"
+    with app.app_context():
+        flask_migrate.init(directory=directory)
+        flask_migrate.migrate(directory=directory, message="host models")
+        first = [p.read_text() for p in versions.glob("*.py")]
+        assert len(first) == 1 and "create_table('shop_orders'" in first[0]
+        if not with_filter:
+            assert "drop_table('loyalty_members')" in first[0]
+            return
+        assert "loyalty_" not in first[0]
+        flask_migrate.upgrade(directory=directory)
+        flask_migrate.migrate(directory=directory, message="nothing changed")
+        db.engine.dispose()
+    assert len(list(versions.glob("*.py"))) == 1
