@@ -51,7 +51,7 @@ DEFAULTS: dict[str, Any] = {
 DESCRIPTIONS: dict[str, str] = {
     "LOYALTY_DATABASE_URI": "Database of the plugin when `init_app` gets no `db`; default: `sqlite:///<instance>/loyalty.sqlite`.",
     "LOYALTY_URL_PREFIX": "Where the pages are mounted; the JSON API lives under `<prefix>/api/v1`.",
-    "LOYALTY_BASE_TEMPLATE": "Layout the plugin's pages extend; set it to the shop's own.",
+    "LOYALTY_BASE_TEMPLATE": "Layout the plugin's pages extend (it needs a `content` block); set it to the shop's own.",
     "LOYALTY_CURRENCY": "ISO 4217 code used when showing money.",
     "LOYALTY_POINTS_PER_UNIT": "Points per currency unit of the paid total (rounded down).",
     "LOYALTY_EARN_ON_SHIPPING": "Whether shipping paid earns points.",

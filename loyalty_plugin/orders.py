@@ -18,7 +18,7 @@ from . import ledger
 from .config import Settings
 from .database import lock_member
 from .errors import BadInput, ConflictingDuplicate
-from .members import credit_referral
+from .members import credit_referral, get_member
 from .models import Order, OrderLine, ProcessedEvent
 from .money import floor_points, to_moment, to_money, to_quantity, to_text
 from .rewards import restore_coupons
@@ -156,7 +156,7 @@ def record_order(
         existing = session.scalars(select(Order).where(Order.order_id == oid)).one()
         if existing.fingerprint != digest:
             raise ConflictingDuplicate(f"Order {oid} was already recorded with different content; it was not changed.")
-        member = lock_member(session, uid) if uid else None
+        member = get_member(session, uid) if uid else None
         return OrderReceipt(oid, existing.points_earned, _balance(member), _pending(member), True)
     if parsed:
         session.execute(
