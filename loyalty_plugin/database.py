@@ -15,7 +15,7 @@ from typing import Any
 
 from flask import Flask, current_app
 from flask.globals import app_ctx
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Engine, create_engine, event, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
@@ -100,6 +100,8 @@ class Store:
         """One unit of work: committed here with the own engine, left to the host otherwise."""
         session = self.session
         if not self.owns_session:
+            if write and self.dialect == "sqlite":
+                _take_sqlite_write_lock(session)
             yield session
             session.flush()
             return
@@ -125,9 +127,17 @@ class Store:
 
 
 def lock_member(session: Session, user_id: str) -> Member | None:
-    """The member row, locked until the transaction ends: every change of points starts here."""
+    """The member row, locked until the transaction ends and read fresh (not from the
+    session's identity map): every change of points starts here."""
     stmt = select(Member).where(Member.user_id == user_id).with_for_update()
     return session.scalars(stmt.execution_options(populate_existing=True)).one_or_none()
+
+
+def _take_sqlite_write_lock(session: Session) -> None:
+    """A host's SQLite session begins lazily, its reads run outside any transaction and
+    ``FOR UPDATE`` is dropped: a write that matches no row takes the database's write lock
+    now, before any read a rule relies on, so two requests cannot both spend one balance."""
+    session.execute(text("UPDATE loyalty_members SET id = id WHERE 0 = 1"))
 
 
 def current_store() -> Store:

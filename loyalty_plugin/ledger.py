@@ -170,6 +170,7 @@ def _available_lots(session: Session, member: Member) -> list[PointLot]:
         select(PointLot)
         .where(PointLot.member_id == member.id, PointLot.status == "available", PointLot.remaining > 0)
         .order_by(PointLot.expires_at, PointLot.id)
+        .execution_options(populate_existing=True)
     )
     return list(session.scalars(stmt))
 
@@ -221,6 +222,7 @@ def claw_back(
                 PointLot.status.in_(("pending", "available")),
             )
             .order_by(PointLot.id)
+            .execution_options(populate_existing=True)
         )
     )
     from_pending = 0

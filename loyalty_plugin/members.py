@@ -146,7 +146,7 @@ def award(
     now: datetime,
     settings: Settings,
 ) -> AwardReceipt:
-    """Activity points, counted once per ``key`` however often the host calls."""
+    """Activity points, counted once per member and ``key`` however often the host calls."""
     why = to_text(reason, "reason", max_length=200)
     award_key = to_text(key, "key", max_length=200)
     if points is None:
@@ -158,7 +158,7 @@ def award(
     if points <= 0:
         raise BadInput("Activity points must be more than zero.", field="points")
     member = require_member(session, str(user_id))
-    cause = f"award:{award_key}"
+    cause = f"award:{member.id}:{award_key}"
     existing = session.scalars(select(LedgerEntry).where(LedgerEntry.cause == cause)).one_or_none()
     if existing is not None:
         return AwardReceipt(points=existing.points, balance=member.points_balance, repeat=True)

@@ -19,7 +19,7 @@ from .config import Settings
 from .database import lock_member
 from .errors import BadInput, ConflictingDuplicate
 from .members import credit_referral, get_member
-from .models import Order, OrderLine, ProcessedEvent
+from .models import Member, Order, OrderLine, ProcessedEvent
 from .money import floor_points, to_moment, to_money, to_quantity, to_text
 from .rewards import restore_coupons
 
@@ -173,7 +173,7 @@ def record_order(
                 for i, x in enumerate(parsed)
             ],
         )
-    member = lock_member(session, uid) if uid else None
+    member = _lock_member_and_referrer(session, uid) if uid else None
     if member is None or member.erased_at is not None:
         return OrderReceipt(oid, 0, None, None, False)
     tier = settings.tier(member.tier_code)
@@ -191,6 +191,16 @@ def record_order(
     if first:
         credit_referral(session, member, now=now, settings=settings)
     return OrderReceipt(oid, points, member.points_balance, member.points_pending, False)
+
+
+def _lock_member_and_referrer(session: Session, user_id: str) -> Member | None:
+    """The referrer first, then the member: the jobs lock members in id order and a referrer
+    always has the lower id, so a first order's referral credit never waits in a circle
+    with a job (PostgreSQL would fail one of them)."""
+    referrer_id = session.scalar(select(Member.referred_by_id).where(Member.user_id == user_id))
+    if referrer_id is not None:
+        session.execute(select(Member.id).where(Member.id == referrer_id).with_for_update())
+    return lock_member(session, user_id)
 
 
 def _balance(member: Any) -> int | None:
@@ -217,7 +227,7 @@ def record_refund(
     """
     rid = to_text(refund_id, "refund_id")
     oid = to_text(order_id, "order_id")
-    money = to_money(amount, "amount", allow_zero=False)
+    money = to_money(amount, "amount")
     digest = fingerprint(oid, str(money))
     order = session.scalars(
         select(Order).where(Order.order_id == oid).with_for_update().execution_options(populate_existing=True)
@@ -232,6 +242,8 @@ def record_refund(
             raise ConflictingDuplicate(f"Refund {rid} was already recorded with different content.")
         stored = json.loads(seen.result)
         return RefundReceipt(rid, oid, stored["points_clawed_back"], stored["balance"], True)
+    if money == 0 and order.total > 0:
+        raise BadInput("amount must be more than zero.", field="amount")
     refunded = order.refunded_total + money
     if refunded > order.total:
         left = order.total - order.refunded_total

@@ -110,3 +110,44 @@ def test_a_flask_migrate_host_autogenerates_nothing_for_loyalty_tables(database_
         flask_migrate.migrate(directory=directory, message="nothing changed")
         db.engine.dispose()
     assert len(list(versions.glob("*.py"))) == 1
+
+
+def test_concurrent_redemptions_on_the_hosts_engine_spend_once(database_url, tmp_path):
+    """The host's own engine (on SQLite: pysqlite's default, reads outside transactions)."""
+    import threading
+
+    from loyalty_plugin import InsufficientPoints
+
+    app, db, _ = make_host(database_url, tmp_path)
+    with app.app_context():
+        loyalty = Loyalty()
+        loyalty.enroll("u1")
+        reward_id = loyalty.create_reward(name="Eighty", kind="free_shipping", cost_points=80).id
+        db.session.commit()
+    barrier = threading.Barrier(8)
+    outcomes: list[str] = []
+
+    def redeem() -> None:
+        with app.app_context():
+            loyalty.get_member("u1")  # a read first, as a page would
+            barrier.wait()
+            try:
+                loyalty.redeem("u1", reward_id)
+                db.session.commit()
+                outcomes.append("coupon")
+            except InsufficientPoints:
+                db.session.rollback()
+                outcomes.append("refused")
+            except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+                outcomes.append(repr(exc))
+
+    threads = [threading.Thread(target=redeem) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(outcomes) == ["coupon"] + ["refused"] * 7
+    with app.app_context():
+        assert loyalty.balance("u1").available == 20
+        assert loyalty.verify() == []
+        db.engine.dispose()

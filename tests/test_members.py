@@ -132,3 +132,12 @@ def test_leaving_erases_personal_data_but_keeps_the_ledger(loyalty):
     assert loyalty.verify() == []
     rejoined = loyalty.enroll("u1")
     assert rejoined.id != member.id
+
+
+def test_award_keys_belong_to_each_member(loyalty):
+    loyalty.enroll("u1")
+    loyalty.enroll("u2")
+    loyalty.award("u1", 10, "survey", key="survey-2026")
+    second = loyalty.award("u2", 10, "survey", key="survey-2026")
+    assert not second.repeat
+    assert loyalty.balance("u2").available == 110

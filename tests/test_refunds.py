@@ -116,3 +116,16 @@ def test_partial_refund_keeps_the_coupon_used(loyalty):
     loyalty.use_coupon(coupon.code, "u1", "o1")
     loyalty.record_refund("r1", "o1", "20.00")
     assert loyalty.state().store.session.get(Coupon, coupon.id).status == "used"
+
+
+def test_an_order_paid_entirely_with_a_coupon_can_be_refunded_and_gets_its_coupon_back(loyalty):
+    loyalty.enroll("u1")
+    reward = loyalty.create_reward(name="Five off", kind="fixed_amount", cost_points=100, amount="5")
+    coupon = loyalty.redeem("u1", reward.id)
+    loyalty.record_order("o1", "u1", "0.00")
+    loyalty.use_coupon(coupon.code, "u1", "o1")
+    loyalty.record_refund("r1", "o1", "0.00")
+    assert loyalty.state().store.session.get(Coupon, coupon.id).status == "active"
+    loyalty.record_order("o2", "u1", "10.00")
+    with pytest.raises(BadInput, match="more than zero"):
+        loyalty.record_refund("r2", "o2", "0")
