@@ -23,6 +23,10 @@ def _default_is_admin(user: Any) -> bool:
     return bool(getattr(user, "is_admin", False))
 
 
+def _default_user_email(user: Any) -> str | None:
+    return getattr(user, "email", None)
+
+
 @dataclass
 class LoyaltyState:
     """Everything the plugin keeps per app, in ``app.extensions["loyalty"]``."""
@@ -30,7 +34,7 @@ class LoyaltyState:
     settings: Settings
     store: Store
     is_admin: Hook = _default_is_admin
-    user_email: Hook | None = None
+    user_email: Hook = _default_user_email
     item_info: Hook | None = None
     seed_users: Hook | None = None
     clock: Callable[[], datetime] = field(default=utcnow)
@@ -53,7 +57,7 @@ class Loyalty:
         db: Any = None,
         *,
         is_admin: Hook | None = None,
-        user_email: Hook | None = None,
+        user_email: Hook = _default_user_email,
         item_info: Hook | None = None,
         seed_users: Hook | None = None,
     ) -> None:
@@ -71,7 +75,7 @@ class Loyalty:
             settings=settings,
             store=Store(app, db, settings.database_uri),
             is_admin=is_admin or _default_is_admin,
-            user_email=user_email,
+            user_email=user_email or _default_user_email,
             item_info=item_info,
             seed_users=seed_users,
         )

@@ -14,6 +14,8 @@ MAX_MONEY = Decimal("10000000000")
 
 def to_money(value: Any, field: str, *, allow_zero: bool = True) -> Decimal:
     """A non-negative amount with at most two decimals; floats are refused, not rounded."""
+    if value is None or value == "":
+        raise BadInput(f"{field} is required.", field=field)
     if isinstance(value, bool | float):
         raise BadInput(f"{field} must be given as a decimal string or number, not {type(value).__name__}.", field=field)
     try:

@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -132,6 +132,8 @@ def record_order(
         raise BadInput("shipping and tax cannot exceed the total paid.", field="total")
     parsed = parse_lines(lines)
     when = now if placed_at is None else to_moment(placed_at, "placed_at")
+    if when > now + timedelta(days=1):
+        raise BadInput("placed_at is in the future.", field="placed_at")
     digest = fingerprint(uid, str(paid), str(ship), str(taxes), [asdict(x) for x in parsed])
     new_id = insert_ignoring_duplicates(
         session,

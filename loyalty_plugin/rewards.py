@@ -21,6 +21,19 @@ from .models import AuditLog, Coupon, Member, Reward
 from .money import CENT, to_money, to_points, to_text
 
 KINDS = ("fixed_amount", "percent", "free_shipping", "free_item")
+EDITABLE = (
+    "name",
+    "kind",
+    "cost_points",
+    "amount",
+    "percent",
+    "max_discount",
+    "sku",
+    "min_order_total",
+    "min_tier",
+    "stock",
+    "per_member_limit",
+)
 
 
 def new_coupon_code() -> str:
@@ -124,7 +137,8 @@ def update_reward(
     reward = session.get(Reward, reward_id, with_for_update=True)
     if reward is None:
         raise BadInput("There is no such reward.", field="reward_id")
-    for key, value in reward_values(data, settings).items():
+    current = {column: getattr(reward, column) for column in EDITABLE}
+    for key, value in reward_values({**current, **data}, settings).items():
         setattr(reward, key, value)
     session.add(
         AuditLog(
@@ -162,7 +176,9 @@ def redeem(session: Session, user_id: Any, reward_id: Any, *, now: datetime, set
     except (TypeError, ValueError):
         raise BadInput("reward_id must be a reward's number.", field="reward_id") from None
     reward = session.get(Reward, rid, with_for_update=True, populate_existing=True)
-    if reward is None or not reward.active:
+    if reward is None:
+        raise RewardUnavailable("There is no such reward.", reason="reward_not_found")
+    if not reward.active:
         raise RewardUnavailable("This reward is no longer available.", reason="reward_retired")
     if reward.min_tier is not None:
         needed = settings.tier(reward.min_tier)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -111,6 +112,7 @@ def test_same_order_id_with_other_content_is_a_conflict(loyalty):
         ("10", [{"sku": "A", "qty": 0, "unit_price": "1"}], "lines[0].qty"),
         ("10", [{"sku": "A", "qty": 1, "unit_price": "-2"}], "lines[0].unit_price"),
         ("10", "not a list", "lines"),
+        (None, None, "total"),
     ],
 )
 def test_bad_orders_are_refused_with_the_field_named_and_nothing_written(loyalty, total, lines, field):
@@ -160,3 +162,10 @@ def test_order_lines_are_kept_for_analytics(loyalty):
         ("A", 2, Decimal("5.00"), "tea"),
         ("B", 1, Decimal("15.00"), None),
     ]
+
+
+def test_an_order_placed_in_the_future_is_refused(loyalty, clock):
+    loyalty.enroll("u1")
+    with pytest.raises(BadInput, match="future") as refused:
+        loyalty.record_order("o1", "u1", "10.00", placed_at=clock() + timedelta(days=2))
+    assert refused.value.field == "placed_at"

@@ -35,3 +35,32 @@ def test_joining_through_the_page_needs_consent_and_csrf(app, client):
     summary = client.get("/loyalty/").get_data(as_text=True)
     assert 'data-testid="points-available">100<' in summary
     assert "Welcome! 100 points are yours." in summary
+
+
+def test_joining_takes_the_email_from_the_hosts_user(app, client):
+    from .conftest import User
+
+    User.email = property(lambda self: f"{self.id}@example.com")
+    try:
+        login(client, "u7")
+        page = client.get("/loyalty/join").get_data(as_text=True)
+        client.post("/loyalty/join", data={"csrf_token": csrf_token(page), "accept_terms": "y"})
+    finally:
+        del User.email
+    with app.app_context():
+        assert Loyalty().get_member("u7").email == "u7@example.com"
+
+
+def test_pages_without_flask_login_fail_with_a_clear_message(tmp_path):
+    from flask import Flask
+
+    from loyalty_plugin import ConfigError
+
+    app = Flask("no_login", instance_path=str(tmp_path))
+    app.config["SECRET_KEY"] = "k"
+    Loyalty(app)
+    app.testing = True
+    import pytest
+
+    with pytest.raises(ConfigError, match="need Flask-Login"):
+        app.test_client().get("/loyalty/")

@@ -171,3 +171,18 @@ def test_editing_a_reward_does_not_change_issued_coupons(loyalty, five_off):
     coupon = loyalty.redeem("u1", five_off.id)
     loyalty.update_reward(five_off.id, name="Eight off", kind="fixed_amount", cost_points=100, amount="8")
     assert loyalty.check_coupon(coupon.code, "u1", "20").amount == Decimal("5.00")
+
+
+def test_a_reward_can_be_edited_one_field_at_a_time(loyalty, five_off):
+    edited = loyalty.update_reward(five_off.id, cost_points=200)
+    assert (edited.cost_points, edited.amount, edited.name) == (200, Decimal("5.00"), "Five off")
+    with pytest.raises(BadInput) as refused:
+        loyalty.update_reward(five_off.id, amount="-1")
+    assert refused.value.field == "amount"
+
+
+def test_an_unknown_reward_says_so(loyalty):
+    loyalty.enroll("u1")
+    with pytest.raises(RewardUnavailable, match="no such reward") as refused:
+        loyalty.redeem("u1", 999)
+    assert refused.value.code == "reward_not_found"

@@ -147,8 +147,38 @@ def test_openapi_describes_every_api_route(app, client):
     routes = {
         (rule.rule.removeprefix(prefix), method.lower())
         for rule in app.url_map.iter_rules()
-        if rule.endpoint.startswith("loyalty_api.")
+        if rule.endpoint.startswith("loyalty_api.") and rule.endpoint != "loyalty_api.no_such_endpoint"
         for method in rule.methods - {"HEAD", "OPTIONS"}
     }
     described = {(path, method) for path, ops in document["paths"].items() for method in ops}
     assert routes == described
+
+
+def test_a_wrong_path_or_method_under_the_api_gets_the_json_error_shape(client):
+    assert_error(client.get("/loyalty/api/v1/no-such-thing"), 404, "not_found")
+    wrong_method = client.post("/loyalty/api/v1/me")
+    assert_error(wrong_method, 405, "method_not_allowed")
+    assert wrong_method.headers["Allow"] == "GET"
+
+
+@pytest.mark.parametrize("csrf_first", [True, False])
+def test_signed_webhooks_pass_a_hosts_csrf_protection_set_up_in_either_order(database_url, tmp_path, csrf_first):
+    from flask import Flask
+    from flask_login import LoginManager
+    from flask_wtf.csrf import CSRFProtect
+
+    from loyalty_plugin.models import Base
+
+    app = Flask("csrf_host", instance_path=str(tmp_path))
+    app.config.update(SECRET_KEY="k", LOYALTY_DATABASE_URI=database_url, LOYALTY_WEBHOOK_SECRET=SECRET)
+    LoginManager(app)
+    if csrf_first:
+        CSRFProtect(app)
+    Loyalty(app)
+    if not csrf_first:
+        CSRFProtect(app)
+    Base.metadata.create_all(app.extensions["loyalty"].store.engine)
+    client = app.test_client()
+    assert post(client, "orders", ORDER).status_code == 201
+    assert client.post("/loyalty/join", data={"accept_terms": "y"}).status_code == 400
+    app.extensions["loyalty"].store.dispose()

@@ -17,6 +17,16 @@ def register_views(app: Flask, settings: Settings) -> None:
     portal.static_folder = str(files("loyalty_plugin.static") / "loyalty")
     app.register_blueprint(portal, url_prefix=settings.url_prefix)
     app.register_blueprint(api, url_prefix=f"{settings.url_prefix}/api/v1")
+    _exempt_webhooks_from_csrf(app)
+    app.before_request(lambda: _exempt_webhooks_from_csrf(app))
+
+
+def _exempt_webhooks_from_csrf(app: Flask) -> None:
+    """Webhooks are signed, not cookie-authenticated: a host's CSRFProtect must let them in.
+
+    Run now and before each request, so it works whether the host sets up CSRFProtect
+    before or after the plugin (ours runs before CSRFProtect's check in the second case).
+    """
     csrf = app.extensions.get("csrf")
     if csrf is not None:
         from .api import order_webhook, refund_webhook

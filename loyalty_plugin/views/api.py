@@ -153,6 +153,25 @@ def refund_webhook() -> Any:
     return jsonify(receipt.to_dict()), 200 if receipt.repeat else 201
 
 
+@api.route("/<path:unknown>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+def no_such_endpoint(unknown: str) -> tuple[Response, int]:
+    """JSON, not the host's HTML page, for a wrong path or method under the API."""
+    adapter = current_app.url_map.bind("localhost")
+    allowed = []
+    for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        try:
+            endpoint, _ = adapter.match(request.path, method=method)
+        except HTTPException:
+            continue
+        if endpoint != "loyalty_api.no_such_endpoint":
+            allowed.append(method)
+    if allowed:
+        response, status = error("method_not_allowed", f"Use {' or '.join(allowed)} here.", 405)
+        response.headers["Allow"] = ", ".join(allowed)
+        return response, status
+    return error("not_found", "There is no such API endpoint.", 404)
+
+
 @api.get("/openapi.json")
 def openapi() -> Any:
     return jsonify(document(_state().settings.url_prefix + "/api/v1"))

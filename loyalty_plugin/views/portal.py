@@ -8,7 +8,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_login import current_user
 
 from .. import ledger, members
-from ..errors import LoyaltyError
+from ..errors import ConfigError, LoyaltyError
 from ..forms import JoinForm
 from ..rewards import display_code, member_coupons
 
@@ -21,7 +21,11 @@ def _state():
 
 @portal.before_request
 def _require_login() -> Any:
-    if request.endpoint != "loyalty.static" and not current_user.is_authenticated:
+    if request.endpoint == "loyalty.static":
+        return None
+    if not hasattr(current_app, "login_manager"):
+        raise ConfigError("The loyalty pages need Flask-Login: call LoginManager().init_app(app) in the shop.")
+    if not current_user.is_authenticated:
         return current_app.login_manager.unauthorized()
     return None
 
@@ -59,7 +63,7 @@ def join() -> Any:
     state = _state()
     form = JoinForm()
     if form.validate_on_submit():
-        email = state.user_email(current_user) if state.user_email else None
+        email = state.user_email(current_user)
         try:
             with state.store.work() as session:
                 members.enroll(
