@@ -8,7 +8,7 @@ from loyalty_plugin import Loyalty
 from loyalty_plugin.models import Member
 
 
-def run(app, *args):  # noqa: ANN001, ANN002, ANN201
+def run(app, *args):
     return app.test_cli_runner().invoke(args=["loyalty", *args])
 
 
