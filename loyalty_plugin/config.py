@@ -68,7 +68,10 @@ DESCRIPTIONS: dict[str, str] = {
     "LOYALTY_TIER_KEEP_DAYS": "A tier is kept at least this long after it was reached.",
     "LOYALTY_CAMPAIGNS": "Point campaigns: name, multiplier, starts, ends (ISO dates, `ends` exclusive).",
     "LOYALTY_COUPON_VALID_DAYS": "Days a redeemed coupon stays valid.",
-    "LOYALTY_WEBHOOK_SECRET": "Secret (or list of secrets, for rotation) signing order/refund webhooks.",
+    "LOYALTY_WEBHOOK_SECRET": (
+        "Secret (or list of secrets, for rotation, each at least 16 characters) signing order/refund webhooks; "
+        "none: webhooks are off."
+    ),
     "LOYALTY_WEBHOOK_TOLERANCE_SECONDS": "How far a webhook's timestamp may be off, either way.",
     "LOYALTY_SCHEDULER": "Start the background scheduler inside this process.",
 }
