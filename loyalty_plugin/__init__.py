@@ -19,6 +19,7 @@ from .errors import (
 )
 from .extension import Loyalty
 from .ledger import Balance
+from .models import Coupon, Member, Reward
 from .orders import OrderReceipt, RefundReceipt
 from .rewards import Discount
 from .signals import churn_alert, coupon_issued, coupon_used, member_enrolled, points_changed, tier_changed
@@ -30,14 +31,17 @@ __all__ = [
     "Balance",
     "ConfigError",
     "ConflictingDuplicate",
+    "Coupon",
     "Discount",
     "InsufficientPoints",
     "InvalidCoupon",
     "Loyalty",
     "LoyaltyError",
+    "Member",
     "NotEnrolled",
     "OrderReceipt",
     "RefundReceipt",
+    "Reward",
     "RewardUnavailable",
     "churn_alert",
     "coupon_issued",

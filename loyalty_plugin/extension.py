@@ -219,6 +219,16 @@ class Loyalty:
         with state.store.work(write=False) as session:
             return rewards.check_coupon(session, code, user_id, order_total, now=state.clock())
 
+    def coupons(self, user_id: Any) -> list[Coupon]:
+        """The member's coupons a checkout can apply now, newest first (none for a non-member)."""
+        state = self.state()
+        with state.store.work(write=False) as session:
+            member = members.get_member(session, str(user_id))
+            if member is None:
+                return []
+            now = state.clock()
+            return [c for c in rewards.member_coupons(session, member) if c.status == "active" and c.valid_until > now]
+
     def use_coupon(self, code: Any, user_id: Any, order_id: Any) -> Coupon:
         state = self.state()
         with state.store.work() as session:

@@ -180,7 +180,7 @@ class Order(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     order_id: Mapped[str] = mapped_column(String(255), unique=True)
     user_id: Mapped[str | None] = mapped_column(String(255))
-    member_id: Mapped[int | None] = mapped_column(ForeignKey("loyalty_members.id"))
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("loyalty_members.id"), index=True)
     placed_at: Mapped[datetime] = mapped_column(DateTime)
     total: Mapped[Decimal] = mapped_column(Money)
     shipping: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))

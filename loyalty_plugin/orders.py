@@ -189,9 +189,10 @@ def record_order(
         ledger.earn(
             session, member, points, cause=f"order:{oid}", now=when, settings=settings, order_id=oid, reason="Order"
         )
-    first = session.scalar(select(func.count()).where(Order.member_id == member.id)) == 1
-    if first:
-        credit_referral(session, member, now=now, settings=settings)
+    if member.referred_by_id is not None:
+        first = session.scalar(select(func.count()).where(Order.member_id == member.id)) == 1
+        if first:
+            credit_referral(session, member, now=now, settings=settings)
     return OrderReceipt(oid, points, member.points_balance, member.points_pending, False)
 
 

@@ -35,12 +35,19 @@ def skip_without_postgres() -> None:
     pytest.skip(PG_HINT)
 
 
-def reset_postgres(url: str) -> None:
-    """An empty schema with the plugin's tables: drop whatever the last test left."""
+def empty_postgres(url: str) -> str:
+    """Drop whatever the last test left: an empty ``public`` schema."""
     engine = create_engine(url)
     with engine.begin() as conn:
         conn.execute(text("DROP SCHEMA public CASCADE"))
         conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    return url
+
+
+def reset_postgres(url: str) -> None:
+    """An empty schema with the plugin's tables."""
+    engine = create_engine(empty_postgres(url))
     Base.metadata.create_all(engine)
     engine.dispose()
 

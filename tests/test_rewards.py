@@ -186,3 +186,14 @@ def test_an_unknown_reward_says_so(loyalty):
     with pytest.raises(RewardUnavailable, match="no such reward") as refused:
         loyalty.redeem("u1", 999)
     assert refused.value.code == "reward_not_found"
+
+
+def test_coupons_lists_what_a_checkout_can_apply_now(loyalty, five_off, clock):
+    loyalty.enroll("u1")
+    loyalty.award("u1", 200, "gift", key="g")
+    used, kept, _later = (loyalty.redeem("u1", five_off.id) for _ in range(3))
+    loyalty.use_coupon(used.code, "u1", "o1")
+    assert [c.code for c in loyalty.coupons("u1")][-1] == kept.code
+    assert used.code not in {c.code for c in loyalty.coupons("u1")}
+    clock.advance(days=91)
+    assert loyalty.coupons("u1") == [] and loyalty.coupons("stranger") == []
