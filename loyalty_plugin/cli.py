@@ -9,6 +9,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from . import jobs, ledger, migrate, tiers
+from .errors import LoyaltyError
 
 
 def _state():
@@ -118,17 +119,21 @@ def import_orders_command(
     from . import importer
 
     state = _state()
-    with click.progressbar(length=importer.count_lines(path), label="importing", show_pos=True) as bar:
-        report = importer.import_orders(
-            state.store,
-            path,
-            mapping=importer.resolve_mapping(mapping),
-            enroll=enroll,
-            award_points=award_points,
-            settings=state.settings,
-            now=state.clock(),
-            progress=bar.update,
-        )
+    columns = importer.resolve_mapping(mapping)
+    try:
+        with click.progressbar(length=importer.count_lines(path), label="importing", show_pos=True) as bar:
+            report = importer.import_orders(
+                state.store,
+                path,
+                mapping=columns,
+                enroll=enroll,
+                award_points=award_points,
+                settings=state.settings,
+                now=state.clock(),
+                progress=bar.update,
+            )
+    except LoyaltyError as exc:
+        raise click.ClickException(exc.message) from exc
     click.echo(report.summary())
     if errors_path:
         report.write_rejections(errors_path)
@@ -143,7 +148,10 @@ def import_items_command(path: str) -> None:
     from . import importer
 
     state = _state()
-    report = importer.import_items(state.store, path, now=state.clock())
+    try:
+        report = importer.import_items(state.store, path, now=state.clock())
+    except LoyaltyError as exc:
+        raise click.ClickException(exc.message) from exc
     click.echo(report.summary())
 
 
