@@ -175,7 +175,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.model_refunds: dict[str, tuple[str, Decimal]] = {}
         self.model_coupons: dict[str, MCoupon] = {}
         self.rewards: list[MReward] = []
-        self.award_keys: dict[str, int] = {}
+        self.award_keys: dict[tuple[str, str], int] = {}
         self.ids = count()
         self.seq = count()
 
@@ -540,10 +540,10 @@ class LedgerMachine(RuleBasedStateMachine):
                 self.loyalty.award(user_id, points, "review", key=key)
             return
         receipt = self.loyalty.award(user_id, points, "review", key=key)
-        if key in self.award_keys:
-            assert (receipt.repeat, receipt.points) == (True, self.award_keys[key])
+        if (user_id, key) in self.award_keys:
+            assert (receipt.repeat, receipt.points) == (True, self.award_keys[user_id, key])
             return
-        self.award_keys[key] = points
+        self.award_keys[user_id, key] = points
         self._earn_now(user_id, points)
         assert (receipt.repeat, receipt.balance) == (False, self.members[user_id].balance)
 
