@@ -34,7 +34,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from . import ledger
+from . import ledger, signals
 from .config import Settings
 from .database import Store
 from .errors import BadInput
@@ -880,18 +880,19 @@ class _OrderWriter:
                 select(Member).where(Member.id.in_(ids)).with_for_update().execution_options(populate_existing=True)
             )
         }
-        for order, member_id, points in awards:
-            ledger.earn(
-                session,
-                members[member_id],
-                points,
-                cause=f"order:{order.order_id}",
-                now=order.placed_at,
-                settings=self.settings,
-                order_id=order.order_id,
-                reason="Order",
-            )
-            self.report.points_awarded += points
+        with signals.muted(session):
+            for order, member_id, points in awards:
+                ledger.earn(
+                    session,
+                    members[member_id],
+                    points,
+                    cause=f"order:{order.order_id}",
+                    now=order.placed_at,
+                    settings=self.settings,
+                    order_id=order.order_id,
+                    reason="Order",
+                )
+                self.report.points_awarded += points
 
     def _add_items(self, session: Session, fresh: list[_Order]) -> None:
         """Names from the file for items the catalog does not know yet; never overwrites it."""

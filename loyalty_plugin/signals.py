@@ -8,6 +8,8 @@ the committing session, which is closing when it runs.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from blinker import Namespace, Signal
@@ -31,10 +33,23 @@ coupon_used = _signals.signal("loyalty.coupon-used")
 churn_alert = _signals.signal("loyalty.churn-alert")
 
 _OUTBOX = "loyalty_outbox"
+_MUTED = "loyalty_muted"
+
+
+@contextmanager
+def muted(session: Session) -> Iterator[None]:
+    """Back-filled history announces nothing: no email about points earned years ago."""
+    session.info[_MUTED] = True
+    try:
+        yield
+    finally:
+        session.info.pop(_MUTED, None)
 
 
 def defer(session: Session, signal: Signal, **payload: Any) -> None:
     """Queue ``signal`` until ``session`` commits."""
+    if session.info.get(_MUTED):
+        return
     sender = current_app._get_current_object()  # type: ignore[attr-defined]
     session.info.setdefault(_OUTBOX, []).append((signal, sender, payload))
 

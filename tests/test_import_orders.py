@@ -328,7 +328,7 @@ def test_an_erased_member_is_not_enrolled_again_by_a_rerun(loyalty, tmp_path):
     assert loyalty.get_member("u1") is None
 
 
-def test_award_points_earns_on_the_order_dates_and_the_jobs_settle_them(loyalty, tmp_path, clock):
+def test_award_points_earns_on_the_order_dates_and_the_jobs_settle_them(loyalty, tmp_path, clock, signal_log):
     rows = [
         ["old", "u1", "2024-06-01 10:00:00", "A", "1", "100.00", ""],
         ["mid", "u1", "2025-09-01 10:00:00", "A", "1", "30.00", ""],
@@ -336,6 +336,7 @@ def test_award_points_earns_on_the_order_dates_and_the_jobs_settle_them(loyalty,
     ]
     report = run(loyalty, write_csv(tmp_path / "orders.csv", rows), enroll=True, award_points=True)
     assert report.points_awarded == 180
+    assert signal_log.of("points_changed") == []  # history tells no one about points from 2024
     assert orders(loyalty)["mid"].points_earned == 30
     release_pending(loyalty.state().store, now=clock())
     expire_points(loyalty.state().store, now=clock())
