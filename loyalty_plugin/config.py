@@ -22,6 +22,11 @@ DEFAULT_TIERS: list[dict[str, str]] = [
     {"code": "gold", "name": "Gold", "threshold": "5000", "multiplier": "1.5", "discount_percent": "5"},
 ]
 
+_WEBHOOK_HELP = (
+    "Secret (or list of secrets, for rotation, each at least 16 characters) signing order/refund webhooks; "
+    "none: webhooks are off."
+)
+
 #: Every setting the plugin reads, with its default. The README's table is generated from it.
 DEFAULTS: dict[str, Any] = {
     "LOYALTY_DATABASE_URI": None,
@@ -68,10 +73,7 @@ DESCRIPTIONS: dict[str, str] = {
     "LOYALTY_TIER_KEEP_DAYS": "A tier is kept at least this long after it was reached.",
     "LOYALTY_CAMPAIGNS": "Point campaigns: name, multiplier, starts, ends (ISO dates, `ends` exclusive).",
     "LOYALTY_COUPON_VALID_DAYS": "Days a redeemed coupon stays valid.",
-    "LOYALTY_WEBHOOK_SECRET": (
-        "Secret (or list of secrets, for rotation, each at least 16 characters) signing order/refund webhooks; "
-        "none: webhooks are off."
-    ),
+    "LOYALTY_WEBHOOK_SECRET": _WEBHOOK_HELP,
     "LOYALTY_WEBHOOK_TOLERANCE_SECONDS": "How far a webhook's timestamp may be off, either way.",
     "LOYALTY_SCHEDULER": "Start the background scheduler inside this process.",
 }

@@ -16,7 +16,7 @@ from .config import Settings
 from .database import lock_member
 from .errors import AlreadyEnrolled, BadInput, NotEnrolled
 from .models import AuditLog, Coupon, LedgerEntry, Member, Order
-from .money import to_points, to_text
+from .money import to_points, to_required_text, to_text
 
 REFERRAL_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
@@ -79,8 +79,7 @@ def enroll(
     marketing_opt_in: bool = False,
     referral_code: Any = None,
 ) -> Member:
-    uid = to_text(user_id, "user_id")
-    assert uid is not None
+    uid = to_required_text(user_id, "user_id")
     if lock_member(session, uid) is not None:
         raise AlreadyEnrolled()
     email_value = _email(email)

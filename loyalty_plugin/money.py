@@ -71,6 +71,13 @@ def to_text(value: Any, field: str, *, max_length: int = 255, required: bool = T
     return text
 
 
+def to_required_text(value: Any, field: str, *, max_length: int = 255) -> str:
+    text = to_text(value, field, max_length=max_length)
+    if text is None:  # to_text refuses a missing required value; this tells the type checker
+        raise BadInput(f"{field} is required.", field=field)
+    return text
+
+
 def to_moment(value: Any, field: str) -> datetime:
     """A point in time as naive UTC, the form every timestamp column holds."""
     if isinstance(value, datetime):

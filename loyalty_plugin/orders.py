@@ -20,7 +20,7 @@ from .database import lock_member
 from .errors import BadInput, ConflictingDuplicate
 from .members import credit_referral, get_member
 from .models import Member, Order, OrderLine, ProcessedEvent
-from .money import floor_points, to_moment, to_money, to_quantity, to_text
+from .money import floor_points, to_moment, to_money, to_quantity, to_required_text, to_text
 from .rewards import restore_coupons
 
 MAX_LINES = 1000
@@ -69,11 +69,9 @@ def parse_lines(lines: Iterable[Any] | None) -> list[Line]:
             raise BadInput(f"An order may have at most {MAX_LINES} lines.", field="lines")
         if not isinstance(raw, Mapping):
             raise BadInput(f"lines[{i}] must be an object with sku, qty and unit_price.", field=f"lines[{i}]")
-        sku = to_text(raw.get("sku"), f"lines[{i}].sku", max_length=100)
-        assert sku is not None
         parsed.append(
             Line(
-                sku=sku,
+                sku=to_required_text(raw.get("sku"), f"lines[{i}].sku", max_length=100),
                 qty=to_quantity(raw.get("qty", 1), f"lines[{i}].qty"),
                 unit_price=to_money(raw.get("unit_price"), f"lines[{i}].unit_price"),
                 category=to_text(raw.get("category"), f"lines[{i}].category", max_length=100, required=False),
@@ -181,8 +179,7 @@ def record_order(
     tier = settings.tier(member.tier_code)
     factor = settings.points_per_unit * tier.multiplier * settings.campaign_multiplier(when)
     points = floor_points(earn_base(paid, ship, taxes, settings) * factor)
-    order = session.get(Order, new_id)
-    assert order is not None
+    order = session.scalars(select(Order).where(Order.id == new_id)).one()
     order.member_id = member.id
     order.points_earned = points
     if points > 0:
