@@ -50,8 +50,8 @@ from wtforms import (
 from wtforms.validators import DataRequired, EqualTo, Length, NumberRange, ValidationError
 
 from loyalty_plugin import Coupon, Discount, Loyalty, LoyaltyError
+from loyalty_plugin.demo import demo_catalog
 from loyalty_plugin.money import utcnow
-from loyalty_plugin.seed import demo_catalog
 
 DEFAULT_ADMIN_EMAIL = "admin@example.com"
 #: The documented default of a demo; a real deployment sets DEMO_ADMIN_PASSWORD.

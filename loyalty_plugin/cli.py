@@ -162,7 +162,7 @@ def import_items_command(path: str) -> None:
 @with_appcontext
 def seed_demo_command(seed: int, customers: int, days: int) -> None:
     """Fill an empty program with a realistic demo shop's customers, items and a year of orders."""
-    from . import seed as demo
+    from . import demo
 
     state = _state()
     with click.progressbar(length=customers, label="customers", show_pos=True) as bar:

@@ -107,6 +107,14 @@ def earn_base(total: Decimal, shipping: Decimal, tax: Decimal, settings: Setting
     return max(base, Decimal(0))
 
 
+def points_for(
+    total: Decimal, shipping: Decimal, tax: Decimal, *, tier_code: str, placed_at: datetime, settings: Settings
+) -> int:
+    """The earning rule: the paid base times points per unit, tier and campaigns, rounded down."""
+    factor = settings.points_per_unit * settings.tier(tier_code).multiplier * settings.campaign_multiplier(placed_at)
+    return floor_points(earn_base(total, shipping, tax, settings) * factor)
+
+
 def record_order(
     session: Session,
     order_id: Any,
@@ -176,9 +184,7 @@ def record_order(
     member = _lock_member_and_referrer(session, uid) if uid else None
     if member is None or member.erased_at is not None:
         return OrderReceipt(oid, 0, None, None, False)
-    tier = settings.tier(member.tier_code)
-    factor = settings.points_per_unit * tier.multiplier * settings.campaign_multiplier(when)
-    points = floor_points(earn_base(paid, ship, taxes, settings) * factor)
+    points = points_for(paid, ship, taxes, tier_code=member.tier_code, placed_at=when, settings=settings)
     order = session.scalars(select(Order).where(Order.id == new_id)).one()
     order.member_id = member.id
     order.points_earned = points

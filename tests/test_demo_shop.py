@@ -17,8 +17,8 @@ from sqlalchemy import func, select
 
 import wsgi
 from loyalty_plugin import InvalidCoupon
+from loyalty_plugin.demo import demo_catalog
 from loyalty_plugin.money import utcnow
-from loyalty_plugin.seed import demo_catalog
 
 from .conftest import PG_URL, empty_postgres, skip_without_postgres
 

@@ -16,8 +16,8 @@ from flask import Flask
 from sqlalchemy import func, select
 
 import wsgi
+from loyalty_plugin.demo import DEMO_PASSWORD, demo_catalog
 from loyalty_plugin.models import Item, LedgerEntry, Member, Order, OrderLine
-from loyalty_plugin.seed import DEMO_PASSWORD, demo_catalog
 
 from .conftest import PG_URL, empty_postgres, skip_without_postgres
 
