@@ -110,32 +110,21 @@ def earn(
     )
     session.add(lot)
     session.flush()
-    if days > 0:
-        post(
-            session,
-            member,
-            kind=kind,
-            cause=cause,
-            now=now,
-            pending=points,
-            order_id=order_id,
-            lot_id=lot.id,
-            reason=reason,
-            actor=actor,
-        )
-    else:
-        post(
-            session,
-            member,
-            kind=kind,
-            cause=cause,
-            now=now,
-            points=points,
-            order_id=order_id,
-            lot_id=lot.id,
-            reason=reason,
-            actor=actor,
-        )
+    held = days > 0
+    post(
+        session,
+        member,
+        kind=kind,
+        cause=cause,
+        now=now,
+        points=0 if held else points,
+        pending=points if held else 0,
+        order_id=order_id,
+        lot_id=lot.id,
+        reason=reason,
+        actor=actor,
+    )
+    if not held:
         _repay_debt(member, lot, points)
     return lot
 
