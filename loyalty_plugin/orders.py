@@ -18,7 +18,7 @@ from . import ledger
 from .config import Settings
 from .database import lock_member
 from .errors import BadInput, ConflictingDuplicate
-from .members import credit_referral, get_member
+from .members import credit_referral
 from .models import Member, Order, OrderLine, ProcessedEvent
 from .money import floor_points, to_moment, to_money, to_quantity, to_required_text, to_text
 from .rewards import restore_coupons
@@ -85,17 +85,24 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, default=str, sort_keys=True).encode()).hexdigest()
 
 
+_IGNORING_DUPLICATES: dict[tuple[str, type, str], Any] = {}
+
+
 def insert_ignoring_duplicates(session: Session, model: type, values: Mapping[str, Any], key: str) -> int | None:
     """INSERT … ON CONFLICT DO NOTHING; the new primary key, or None when ``key`` was taken.
 
-    Concurrent deliveries queue on the unique index, so exactly one of them inserts.
+    Concurrent deliveries queue on the unique index, so exactly one of them inserts. The
+    statement is built once per dialect, table and key, and the values go as parameters: every
+    call is then a hit in SQLAlchemy's compiled cache (with the values inlined, building and
+    compiling the statement took a third of ``record_order`` on SQLite).
     """
     dialect = session.get_bind().dialect.name
-    factory = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
-    if factory is None:
-        return session.scalar(insert(model).values(**values).returning(model.id))
-    stmt = factory(model).values(**values).on_conflict_do_nothing(index_elements=[key])
-    return session.scalar(stmt.returning(model.id))
+    stmt = _IGNORING_DUPLICATES.get((dialect, model, key))
+    if stmt is None:
+        factory = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
+        base = insert(model) if factory is None else factory(model).on_conflict_do_nothing(index_elements=[key])
+        stmt = _IGNORING_DUPLICATES[(dialect, model, key)] = base.returning(model.id)
+    return session.scalar(stmt, dict(values))
 
 
 def earn_base(total: Decimal, shipping: Decimal, tax: Decimal, settings: Settings) -> Decimal:
@@ -141,18 +148,27 @@ def record_order(
     if when > now + timedelta(days=1):
         raise BadInput("placed_at is in the future.", field="placed_at")
     digest = fingerprint(uid, str(paid), str(ship), str(taxes), [asdict(x) for x in parsed])
+    # The member (and referrer) are locked before the order goes in, so the order is inserted
+    # complete: no read-back and UPDATE of the row just written.
+    member = _lock_member_and_referrer(session, uid) if uid else None
+    if member is not None and member.erased_at is not None:
+        member = None
+    points = 0
+    if member is not None:
+        points = points_for(paid, ship, taxes, tier_code=member.tier_code, placed_at=when, settings=settings)
     new_id = insert_ignoring_duplicates(
         session,
         Order,
         {
             "order_id": oid,
             "user_id": uid,
+            "member_id": None if member is None else member.id,
             "placed_at": when,
             "total": paid,
             "shipping": ship,
             "tax": taxes,
             "refunded_total": Decimal(0),
-            "points_earned": 0,
+            "points_earned": points,
             "points_clawed_back": 0,
             "fingerprint": digest,
             "source": source,
@@ -164,7 +180,6 @@ def record_order(
         existing = session.scalars(select(Order).where(Order.order_id == oid)).one()
         if existing.fingerprint != digest:
             raise ConflictingDuplicate(f"Order {oid} was already recorded with different content; it was not changed.")
-        member = get_member(session, uid) if uid else None
         return OrderReceipt(oid, existing.points_earned, _balance(member), _pending(member), True)
     if parsed:
         session.execute(
@@ -181,13 +196,8 @@ def record_order(
                 for i, x in enumerate(parsed)
             ],
         )
-    member = _lock_member_and_referrer(session, uid) if uid else None
-    if member is None or member.erased_at is not None:
+    if member is None:
         return OrderReceipt(oid, 0, None, None, False)
-    points = points_for(paid, ship, taxes, tier_code=member.tier_code, placed_at=when, settings=settings)
-    order = session.scalars(select(Order).where(Order.id == new_id)).one()
-    order.member_id = member.id
-    order.points_earned = points
     if points > 0:
         ledger.earn(
             session, member, points, cause=f"order:{oid}", now=when, settings=settings, order_id=oid, reason="Order"

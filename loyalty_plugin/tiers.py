@@ -1,8 +1,8 @@
 """Tier rules: qualifying spend over a rolling window, upgrades at once, a protected stay,
 downgrades one step at a time.
 
-:func:`evaluate_tiers` is set-based: one aggregate query over all members, the decision in
-numpy, and bulk writes for the members that change. The nightly job calls it.
+:func:`evaluate_tiers` is set-based: one aggregate query over all members that decides in SQL
+and returns only the members who change, then bulk writes for them. The nightly job calls it.
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-import numpy as np
-from sqlalchemy import BigInteger, case, delete, func, insert, select, type_coerce, update
+from sqlalchemy import BigInteger, and_, case, delete, func, insert, select, type_coerce, update
 from sqlalchemy.orm import Session
 
 from . import signals
@@ -62,7 +61,11 @@ class TierRun:
 
 
 def evaluate_tiers(session: Session, *, now: datetime, settings: Settings) -> TierRun:
-    """Move every member to the tier the rules give today; record and announce each change."""
+    """Move every member to the tier the rules give today; record and announce each change.
+
+    The decision is made in the query, which returns only the members who change: on most
+    nights a few hundred rows leave the database, not one per member.
+    """
     sync_tiers(session, settings)
     since = now - timedelta(days=settings.tier_window_days)
     protected_after = now - timedelta(days=settings.tier_keep_days)
@@ -72,60 +75,48 @@ def evaluate_tiers(session: Session, *, now: datetime, settings: Settings) -> Ti
         .group_by(Order.member_id)
         .subquery()
     )
-    rank_of = {tier.code: tier.rank for tier in settings.tiers}
-    rows = session.execute(
-        select(
-            Member.id,
-            Member.user_id,
-            case(rank_of, value=Member.tier_code, else_=0),
-            case((Member.tier_reached_at > protected_after, 1), else_=0),
-            func.coalesce(spend.c.cents, 0),
-        )
-        .outerjoin(spend, spend.c.member_id == Member.id)
-        .where(Member.erased_at.is_(None))
-    ).all()
-    if not rows:
-        return TierRun(0, 0, 0, 0)
-    ids, user_ids, current, protected, cents = zip(*rows, strict=True)
-    current_rank = np.asarray(current, dtype=np.int64)
-    cents_arr = np.asarray(cents, dtype=np.int64)
-    thresholds = np.asarray([int(t.threshold * 100) for t in settings.tiers], dtype=np.int64)
-    qualified = np.searchsorted(thresholds, cents_arr, side="right") - 1
-    below = qualified < current_rank
-    new_rank = np.where(
-        qualified > current_rank,
-        qualified,
-        np.where(below & ~np.asarray(protected, dtype=bool), current_rank - 1, current_rank),
+    cents = func.coalesce(spend.c.cents, 0)
+    current = case({tier.code: tier.rank for tier in settings.tiers}, value=Member.tier_code, else_=0)
+    # The highest tier whose threshold the spend reaches. A net spend below zero (an order
+    # refunded with its shipping) qualifies for the lowest tier.
+    qualified = case(
+        *[(cents >= int(tier.threshold * 100), tier.rank) for tier in reversed(settings.tiers[1:])], else_=0
     )
-    changed = np.flatnonzero(new_rank != current_rank)
+    new = case(
+        (qualified > current, qualified),
+        (and_(qualified < current, Member.tier_reached_at <= protected_after), current - 1),
+        else_=current,
+    )
+    live = Member.erased_at.is_(None)
+    evaluated = session.scalar(select(func.count()).select_from(Member).where(live)) or 0
+    changed = session.execute(
+        select(Member.id, Member.user_id, current, new, cents)
+        .outerjoin(spend, spend.c.member_id == Member.id)
+        .where(live, new != current)
+    ).all()
     codes = [tier.code for tier in settings.tiers]
-    if changed.size:
+    upgraded = sum(1 for row in changed if row[3] > row[2])
+    if changed:
         session.execute(
             update(Member),
-            [{"id": ids[i], "tier_code": codes[new_rank[i]], "tier_reached_at": now} for i in changed],
+            [{"id": member_id, "tier_code": codes[to], "tier_reached_at": now} for member_id, _, _, to, _ in changed],
         )
         history = []
-        for i in changed:
-            up = new_rank[i] > current_rank[i]
+        for member_id, user_id, from_, to, member_cents in changed:
+            reason = "upgrade" if to > from_ else "downgrade"
             history.append(
                 {
-                    "member_id": ids[i],
-                    "from_tier": codes[current_rank[i]],
-                    "to_tier": codes[new_rank[i]],
-                    "reason": "upgrade" if up else "downgrade",
-                    "qualifying_spend": Decimal(int(cents_arr[i])).scaleb(-2),
+                    "member_id": member_id,
+                    "from_tier": codes[from_],
+                    "to_tier": codes[to],
+                    "reason": reason,
+                    "qualifying_spend": Decimal(int(member_cents)).scaleb(-2),
                     "changed_at": now,
                 }
             )
             signals.defer(
-                session,
-                signals.tier_changed,
-                user_id=user_ids[i],
-                from_tier=codes[current_rank[i]],
-                to_tier=codes[new_rank[i]],
-                reason="upgrade" if up else "downgrade",
+                session, signals.tier_changed, user_id=user_id, from_tier=codes[from_], to_tier=codes[to], reason=reason
             )
         session.execute(insert(TierChange), history)
-    upgraded = int(np.count_nonzero(new_rank > current_rank))
-    downgraded = int(np.count_nonzero(new_rank < current_rank))
-    return TierRun(len(rows), upgraded, downgraded, len(rows) - upgraded - downgraded)
+    downgraded = len(changed) - upgraded
+    return TierRun(evaluated, upgraded, downgraded, evaluated - upgraded - downgraded)

@@ -98,3 +98,13 @@ def test_configured_tiers_are_written_for_reports(configured):
         ]
         assert session.query(Member).one().tier_code == "vip"
         assert loyalty.record_order("o2", "u1", "10.00").points_awarded == 20
+
+
+def test_a_refund_with_its_shipping_never_lifts_a_member_to_the_top_tier(loyalty, clock):
+    loyalty.enroll("u1")
+    clock.advance(days=400)  # past the protected year of the bronze tier
+    loyalty.record_order("o1", "u1", "10.00", shipping="4.95")
+    loyalty.record_refund("r1", "o1", "10.00")  # net spend in the window: -4.95
+    run = loyalty.evaluate_tiers()
+    assert (run.upgraded, run.downgraded, run.kept) == (0, 0, 1)
+    assert tier_of(loyalty, "u1") == "bronze"

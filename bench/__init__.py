@@ -1,0 +1,1 @@
+"""Benchmarks of SPEC section 7: run as modules from the repository root, ``python -m bench.run_all``."""
