@@ -50,7 +50,6 @@ DEFAULTS: dict[str, Any] = {
     "LOYALTY_COUPON_VALID_DAYS": 90,
     "LOYALTY_WEBHOOK_SECRET": [],
     "LOYALTY_WEBHOOK_TOLERANCE_SECONDS": 300,
-    "LOYALTY_SCHEDULER": False,
 }
 
 DESCRIPTIONS: dict[str, str] = {
@@ -75,7 +74,6 @@ DESCRIPTIONS: dict[str, str] = {
     "LOYALTY_COUPON_VALID_DAYS": "Days a redeemed coupon stays valid.",
     "LOYALTY_WEBHOOK_SECRET": _WEBHOOK_HELP,
     "LOYALTY_WEBHOOK_TOLERANCE_SECONDS": "How far a webhook's timestamp may be off, either way.",
-    "LOYALTY_SCHEDULER": "Start the background scheduler inside this process.",
 }
 
 
@@ -122,7 +120,6 @@ class Settings:
     coupon_valid_days: int
     webhook_secrets: tuple[str, ...]
     webhook_tolerance: int
-    scheduler: bool
 
     def tier(self, code: str) -> Tier:
         for tier in self.tiers:
@@ -276,5 +273,4 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         coupon_valid_days=_int("LOYALTY_COUPON_VALID_DAYS", c["LOYALTY_COUPON_VALID_DAYS"], minimum=1),
         webhook_secrets=_secrets(c["LOYALTY_WEBHOOK_SECRET"]),
         webhook_tolerance=_int("LOYALTY_WEBHOOK_TOLERANCE_SECONDS", c["LOYALTY_WEBHOOK_TOLERANCE_SECONDS"], minimum=1),
-        scheduler=_bool("LOYALTY_SCHEDULER", c["LOYALTY_SCHEDULER"]),
     )

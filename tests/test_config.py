@@ -29,7 +29,7 @@ def test_defaults_are_valid_and_each_is_described():
         ({"LOYALTY_TIERS": [{"code": "a"}, {"code": "b", "threshold": "0"}]}, "LOYALTY_TIERS"),
         ({"LOYALTY_CAMPAIGNS": [{"starts": "2026-02-01", "ends": "2026-01-01"}]}, "LOYALTY_CAMPAIGNS[0]"),
         ({"LOYALTY_WEBHOOK_SECRET": "short"}, "LOYALTY_WEBHOOK_SECRET"),
-        ({"LOYALTY_SCHEDULER": "yes"}, "LOYALTY_SCHEDULER"),
+        ({"LOYALTY_EARN_ON_TAX": "yes"}, "LOYALTY_EARN_ON_TAX"),
         ({"LOYALTY_PENDNG_DAYS": 3}, "LOYALTY_PENDNG_DAYS"),
     ],
 )
