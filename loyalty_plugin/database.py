@@ -16,6 +16,7 @@ from typing import Any
 from flask import Flask, current_app
 from flask.globals import app_ctx
 from sqlalchemy import Engine, create_engine, event, select, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
@@ -138,6 +139,11 @@ def _take_sqlite_write_lock(session: Session) -> None:
     ``FOR UPDATE`` is dropped: a write that matches no row takes the database's write lock
     now, before any read a rule relies on, so two requests cannot both spend one balance."""
     session.execute(text("UPDATE loyalty_members SET id = id WHERE 0 = 1"))
+
+
+def upsert_insert(session: Session) -> Any:
+    """The dialect's ``insert`` with ``on_conflict_do_nothing``: the plugin runs on these two."""
+    return {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[session.get_bind().dialect.name]
 
 
 def current_store() -> Store:

@@ -11,12 +11,11 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from . import ledger
 from .config import Settings
-from .database import lock_member
+from .database import lock_member, upsert_insert
 from .errors import BadInput, ConflictingDuplicate
 from .members import credit_referral
 from .models import Member, Order, OrderLine, ProcessedEvent
@@ -99,8 +98,7 @@ def insert_ignoring_duplicates(session: Session, model: type, values: Mapping[st
     dialect = session.get_bind().dialect.name
     stmt = _IGNORING_DUPLICATES.get((dialect, model, key))
     if stmt is None:
-        factory = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
-        base = insert(model) if factory is None else factory(model).on_conflict_do_nothing(index_elements=[key])
+        base = upsert_insert(session)(model).on_conflict_do_nothing(index_elements=[key])
         stmt = _IGNORING_DUPLICATES[(dialect, model, key)] = base.returning(model.id)
     return session.scalar(stmt, dict(values))
 

@@ -12,13 +12,13 @@ from sqlalchemy.orm import Session
 
 from .. import ledger, signals
 from ..config import Settings
-from ..database import Store
+from ..database import Store, upsert_insert
 from ..members import new_referral_code
 from ..models import Item, Member, Order
 from ..orders import points_for
 from .order_parser import _Order
 from .reports import OrderImportReport
-from .sql import _chunks, _dialect_insert
+from .sql import _chunks
 
 #: Driver-level statements for order lines: COPY with psycopg 3, else executemany in the driver's style.
 COPY_LINES = "COPY loyalty_order_lines (order_pk, line_no, sku, qty, unit_price, category) FROM STDIN"
@@ -156,7 +156,7 @@ class _OrderWriter:
             }
             for user, when in first.items()
         ]
-        stmt = _dialect_insert(session)(Member.__table__).on_conflict_do_nothing(index_elements=["user_id"])
+        stmt = upsert_insert(session)(Member.__table__).on_conflict_do_nothing(index_elements=["user_id"])
         session.execute(stmt, rows)
 
     def _move_enrolment_back(self, session: Session, first: dict[str, datetime], just_enrolled: list[str]) -> None:
@@ -216,7 +216,7 @@ class _OrderWriter:
             )
         table = Order.__table__
         stmt = (
-            _dialect_insert(session)(table)
+            upsert_insert(session)(table)
             .on_conflict_do_nothing(index_elements=["order_id"])
             .returning(table.c.id, table.c.order_id)
         )
@@ -324,8 +324,6 @@ class _OrderWriter:
             if sku not in stored
         ]
         if rows:
-            session.execute(
-                _dialect_insert(session)(Item.__table__).on_conflict_do_nothing(index_elements=["sku"]), rows
-            )
+            session.execute(upsert_insert(session)(Item.__table__).on_conflict_do_nothing(index_elements=["sku"]), rows)
         self.known_skus.update(skus)
         self.report.items_added += len(rows)
