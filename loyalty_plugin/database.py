@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask
 from flask.globals import app_ctx
 from sqlalchemy import Engine, create_engine, event, select, text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -144,7 +144,3 @@ def _take_sqlite_write_lock(session: Session) -> None:
 def upsert_insert(session: Session) -> Any:
     """The dialect's ``insert`` with ``on_conflict_do_nothing``: the plugin runs on these two."""
     return {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[session.get_bind().dialect.name]
-
-
-def current_store() -> Store:
-    return current_app.extensions["loyalty"].store

@@ -132,9 +132,6 @@ def enroll(
     return member
 
 
-ACTIVITY_REASONS = {"review", "birthday", "signup", "referral", "activity"}
-
-
 def award(
     session: Session,
     user_id: Any,

@@ -124,18 +124,22 @@ def test_me_needs_a_login_and_shows_only_the_logged_in_member(app, client):
         loyalty.enroll("u1")
         loyalty.enroll("u2")
         loyalty.record_order("o1", "u2", "70.00")
+        loyalty.record_order("o2", "u1", "120.00", shipping="20.00")
+        loyalty.record_refund("r2", "o2", "10.00")
     assert_error(client.get("/loyalty/api/v1/me"), 401, "login_required")
     login(client, "u1")
     me = client.get("/loyalty/api/v1/me").get_json()
     assert "points" in me, me
     assert me["points"] == {
         "available": 100,
-        "pending": 0,
+        "pending": 92,  # 100 earned on 120 less 20 shipping; 8 clawed back by the 10.00 refund
         "owed": 0,
         "expiring_soon": 0,
         "next_expiry": me["points"]["next_expiry"],
     }
     assert me["member"]["tier"]["code"] == "bronze"
+    assert me["member"]["tier"]["qualifying_spend"] == "90.00"  # paid, less shipping and the refund
+    assert me["member"]["tier"]["next"] == {"code": "silver", "name": "Silver", "spend_to_go": "910.00"}
     login(client, "stranger")
     assert_error(client.get("/loyalty/api/v1/me"), 404, "not_enrolled")
 

@@ -14,7 +14,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from flask_login import current_user
 from werkzeug.exceptions import HTTPException
 
-from .. import ledger, members, orders
+from .. import ledger, members, orders, tiers
 from ..errors import BadInput, LoyaltyError, NotEnrolled
 from ..openapi import document
 from ..rewards import display_code, member_coupons
@@ -60,13 +60,28 @@ def me() -> Any:
             raise NotEnrolled()
         balance = ledger.balance_of(session, member, now=state.clock(), settings=state.settings)
         tier = state.settings.tier(member.tier_code)
+        spend = tiers.qualifying_spend(session, member, now=state.clock(), settings=state.settings)
+        above = [t for t in state.settings.tiers if t.rank > tier.rank]
+        upcoming = None
+        if above:
+            upcoming = {
+                "code": above[0].code,
+                "name": above[0].name,
+                "spend_to_go": _money(max(above[0].threshold - spend, Decimal(0))),
+            }
         coupons = member_coupons(session, member)
         return jsonify(
             {
                 "member": {
                     "referral_code": member.referral_code,
                     "enrolled_at": member.enrolled_at.isoformat(),
-                    "tier": {"code": tier.code, "name": tier.name, "since": member.tier_reached_at.isoformat()},
+                    "tier": {
+                        "code": tier.code,
+                        "name": tier.name,
+                        "since": member.tier_reached_at.isoformat(),
+                        "qualifying_spend": _money(spend),
+                        "next": upcoming,
+                    },
                 },
                 "points": {
                     "available": balance.available,
