@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -11,11 +10,11 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from . import ledger, signals
+from . import audit, ledger, signals
 from .config import Settings
 from .database import lock_member
 from .errors import AlreadyEnrolled, BadInput, NotEnrolled
-from .models import AuditLog, Coupon, LedgerEntry, Member, Order
+from .models import Coupon, LedgerEntry, Member, Order
 from .money import to_points, to_required_text, to_text
 
 REFERRAL_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -197,14 +196,13 @@ def adjust(
         )
     else:
         ledger.spend(session, member, -delta, kind="adjust", cause=cause, now=now, reason=why, actor=who)
-    session.add(
-        AuditLog(
-            actor=who,
-            action="adjust_points",
-            target=member.user_id,
-            details=json.dumps({"points": delta, "reason": why}),
-            created_at=now,
-        )
+    audit.record(
+        session,
+        actor=who,
+        action="adjust_points",
+        target=member.user_id,
+        now=now,
+        details={"points": delta, "reason": why},
     )
     return AwardReceipt(points=delta, balance=member.points_balance, repeat=False)
 
@@ -295,4 +293,4 @@ def erase(session: Session, user_id: Any, *, actor: str, now: datetime) -> None:
     session.execute(
         update(Coupon).where(Coupon.member_id == member.id, Coupon.status == "active").values(status="void")
     )
-    session.add(AuditLog(actor=actor, action="erase_member", target=member.user_id, created_at=now))
+    audit.record(session, actor=actor, action="erase_member", target=member.user_id, now=now)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,11 +12,11 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from . import ledger, signals
+from . import audit, ledger, signals
 from .config import Settings
 from .database import lock_member
 from .errors import BadInput, InsufficientPoints, InvalidCoupon, NotEnrolled, RewardUnavailable
-from .models import AuditLog, Coupon, Member, Reward
+from .models import Coupon, Member, Reward
 from .money import CENT, to_money, to_points, to_text
 
 KINDS = ("fixed_amount", "percent", "free_shipping", "free_item")
@@ -119,15 +118,7 @@ def create_reward(session: Session, data: dict[str, Any], *, actor: str, now: da
     reward = Reward(**reward_values(data, settings), active=True, created_at=now)
     session.add(reward)
     session.flush()
-    session.add(
-        AuditLog(
-            actor=actor,
-            action="create_reward",
-            target=f"reward:{reward.id}",
-            details=json.dumps(data, default=str),
-            created_at=now,
-        )
-    )
+    audit.record(session, actor=actor, action="create_reward", target=f"reward:{reward.id}", now=now, details=data)
     return reward
 
 
@@ -140,15 +131,7 @@ def update_reward(
     current = {column: getattr(reward, column) for column in EDITABLE}
     for key, value in reward_values({**current, **data}, settings).items():
         setattr(reward, key, value)
-    session.add(
-        AuditLog(
-            actor=actor,
-            action="update_reward",
-            target=f"reward:{reward.id}",
-            details=json.dumps(data, default=str),
-            created_at=now,
-        )
-    )
+    audit.record(session, actor=actor, action="update_reward", target=f"reward:{reward.id}", now=now, details=data)
     return reward
 
 
@@ -158,7 +141,7 @@ def retire_reward(session: Session, reward_id: int, *, actor: str, now: datetime
         raise BadInput("There is no such reward.", field="reward_id")
     reward.active = False
     reward.retired_at = now
-    session.add(AuditLog(actor=actor, action="retire_reward", target=f"reward:{reward.id}", created_at=now))
+    audit.record(session, actor=actor, action="retire_reward", target=f"reward:{reward.id}", now=now)
     return reward
 
 
