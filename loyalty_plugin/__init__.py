@@ -22,7 +22,15 @@ from .ledger import Balance
 from .models import Coupon, Member, Reward
 from .orders import OrderReceipt, RefundReceipt
 from .rewards import Discount
-from .signals import churn_alert, coupon_issued, coupon_used, member_enrolled, points_changed, tier_changed
+from .signals import (
+    churn_alert,
+    coupon_issued,
+    coupon_used,
+    member_enrolled,
+    points_changed,
+    points_expiring,
+    tier_changed,
+)
 from .webhooks import sign as sign_webhook
 
 __all__ = [
@@ -50,6 +58,7 @@ __all__ = [
     "include_object",
     "member_enrolled",
     "points_changed",
+    "points_expiring",
     "sign_webhook",
     "tier_changed",
 ]

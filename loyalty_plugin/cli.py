@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 from datetime import datetime
 
 import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from . import jobs, ledger, migrate, tiers
+from . import job_runs, ledger, migrate, tiers
 from .errors import LoyaltyError
+from .schedule import JOB_NAMES
 
 
 def _state():
@@ -79,30 +82,45 @@ def verify() -> None:
     click.echo("Every balance matches the ledger.")
 
 
-JOBS = ("tiers", "release", "expire", "birthdays")
-
-
 @loyalty_cli.command("run-job")
-@click.argument("name", type=click.Choice(JOBS))
+@click.argument("name", type=click.Choice(JOB_NAMES))
 @click.option("--now", help="Run as if it were this ISO date-time (UTC).")
 @with_appcontext
-def run_job(name: str, now: str | None) -> None:
-    """Run one background job now."""
+def run_job_command(name: str, now: str | None) -> None:
+    """Run one background job now, recorded like a scheduled run."""
     state = _state()
-    moment = _now(now)
-    if name == "tiers":
-        with state.store.work() as session:
-            run = tiers.evaluate_tiers(session, now=moment, settings=state.settings)
-        state.store.commit()
-        click.echo(f"tiers: {run.evaluated} evaluated, {run.upgraded} up, {run.downgraded} down, {run.kept} kept")
-        return
-    if name == "birthdays":
-        result = jobs.birthdays(state.store, now=moment, settings=state.settings)
-    else:
-        work = jobs.release_pending if name == "release" else jobs.expire_points
-        with click.progressbar(length=0, label=name, show_pos=True) as bar:
-            result = work(state.store, now=moment, progress=bar.update)
-    click.echo(f"{name}: {result.done} lot(s) done")
+    with click.progressbar(length=0, label=name, show_pos=True) as bar:
+        try:
+            run = job_runs.run_job(state, name, now=_now(now), progress=bar.update)
+        except Exception as exc:
+            raise click.ClickException(f"{name} failed; the run is recorded as failed: {exc}") from exc
+    if run is None or run.status != "succeeded":
+        raise click.ClickException(f"{name} did not run: {run.error if run else 'another worker claimed it'}")
+    counts = ", ".join(f"{value} {key}" for key, value in (run.counts or {}).items()) or "nothing to do"
+    click.echo(f"{name}: {counts} (run {run.id})")
+
+
+@loyalty_cli.command("scheduler")
+@with_appcontext
+def scheduler_command() -> None:
+    """Run the job scheduler in this process until stopped (Ctrl-C or SIGTERM)."""
+    from .scheduler import build_scheduler
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    scheduler = build_scheduler(app, blocking=True)
+    jobs = scheduler.get_jobs()
+    if not jobs:
+        raise click.ClickException("Every LOYALTY_JOBS_* schedule is switched off: nothing to run.")
+    for job in jobs:
+        click.echo(f"{job.name}: {job.trigger}")
+
+    def stop(_signum: int, _frame: object) -> None:
+        scheduler.shutdown(wait=False)
+
+    signal.signal(signal.SIGTERM, stop)
+    with contextlib.suppress(KeyboardInterrupt):
+        scheduler.start()
+    click.echo("scheduler stopped")
 
 
 @loyalty_cli.command("import-orders")

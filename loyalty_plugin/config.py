@@ -14,13 +14,20 @@ from decimal import Decimal, InvalidOperation
 from itertools import pairwise
 from typing import Any
 
+from .analytics.rfm_grid import DEFAULT_RFM_GRID, validate_grid
 from .errors import ConfigError
+from .schedule import JOB_NAMES, Schedule, parse_schedule
 
 DEFAULT_TIERS: list[dict[str, str]] = [
     {"code": "bronze", "name": "Bronze", "threshold": "0", "multiplier": "1", "discount_percent": "0"},
     {"code": "silver", "name": "Silver", "threshold": "1000", "multiplier": "1.25", "discount_percent": "3"},
     {"code": "gold", "name": "Gold", "threshold": "5000", "multiplier": "1.5", "discount_percent": "5"},
 ]
+
+_SCHEDULE_HELP = (
+    "When tiers are evaluated: a crontab line in UTC (`15 2 * * *`), `every N seconds|minutes|hours|days`, "
+    "or none to switch the job off."
+)
 
 _WEBHOOK_HELP = (
     "Secret (or list of secrets, for rotation, each at least 16 characters) signing order/refund webhooks; "
@@ -50,6 +57,21 @@ DEFAULTS: dict[str, Any] = {
     "LOYALTY_COUPON_VALID_DAYS": 90,
     "LOYALTY_WEBHOOK_SECRET": [],
     "LOYALTY_WEBHOOK_TOLERANCE_SECONDS": 300,
+    "LOYALTY_SCHEDULER": False,
+    "LOYALTY_JOBS_TIERS": "15 2 * * *",
+    "LOYALTY_JOBS_RELEASE": "every 1 hour",
+    "LOYALTY_JOBS_EXPIRE": "30 2 * * *",
+    "LOYALTY_JOBS_BIRTHDAYS": "0 8 * * *",
+    "LOYALTY_JOBS_CHURN": "0 3 * * *",
+    "LOYALTY_JOBS_RECOMMENDER": "0 4 * * *",
+    "LOYALTY_JOBS_BATCH_SIZE": 500,
+    "LOYALTY_RFM_WINDOW_DAYS": 365,
+    "LOYALTY_RFM_SEGMENTS": None,
+    "LOYALTY_CHURN_HORIZON_DAYS": 90,
+    "LOYALTY_CHURN_THRESHOLD": "0.7",
+    "LOYALTY_CLV_MONTHS": 12,
+    "LOYALTY_WINBACK_REWARD": None,
+    "LOYALTY_ALERT_OUTCOME_DAYS": 60,
 }
 
 DESCRIPTIONS: dict[str, str] = {
@@ -62,7 +84,7 @@ DESCRIPTIONS: dict[str, str] = {
     "LOYALTY_EARN_ON_TAX": "Whether tax paid earns points.",
     "LOYALTY_PENDING_DAYS": "Return window: days before earned points become available.",
     "LOYALTY_POINTS_EXPIRE_DAYS": "Days after becoming available that a lot of points expires.",
-    "LOYALTY_EXPIRY_WARNING_DAYS": "How far ahead points count as 'expiring soon'.",
+    "LOYALTY_EXPIRY_WARNING_DAYS": "How far ahead points count as 'expiring soon', and members are warned (signal).",
     "LOYALTY_SIGNUP_POINTS": "Points for joining.",
     "LOYALTY_BIRTHDAY_POINTS": "Points once a year on the member's birthday.",
     "LOYALTY_REVIEW_POINTS": "Points for a product review (`award(..., reason='review')`).",
@@ -74,6 +96,21 @@ DESCRIPTIONS: dict[str, str] = {
     "LOYALTY_COUPON_VALID_DAYS": "Days a redeemed coupon stays valid.",
     "LOYALTY_WEBHOOK_SECRET": _WEBHOOK_HELP,
     "LOYALTY_WEBHOOK_TOLERANCE_SECONDS": "How far a webhook's timestamp may be off, either way.",
+    "LOYALTY_SCHEDULER": "Start the job scheduler inside the app (the recommended way: `flask loyalty scheduler`).",
+    "LOYALTY_JOBS_TIERS": _SCHEDULE_HELP,
+    "LOYALTY_JOBS_RELEASE": "When pending points become available (same forms).",
+    "LOYALTY_JOBS_EXPIRE": "When due lots expire and members are warned of points about to expire (same forms).",
+    "LOYALTY_JOBS_BIRTHDAYS": "When birthday points are given (same forms).",
+    "LOYALTY_JOBS_CHURN": "When segments, churn and value models are refitted and alerts raised (same forms).",
+    "LOYALTY_JOBS_RECOMMENDER": "When the recommender is retrained (same forms).",
+    "LOYALTY_JOBS_BATCH_SIZE": "Rows a job changes per committed batch; a killed run loses at most one batch.",
+    "LOYALTY_RFM_WINDOW_DAYS": "Order history the RFM scores look at.",
+    "LOYALTY_RFM_SEGMENTS": "RFM segments: [{name, r: [lo, hi], f: [lo, hi]}, ...] covering the 5x5 grid.",
+    "LOYALTY_CHURN_HORIZON_DAYS": "No order for this long counts as churned; the models predict this far ahead.",
+    "LOYALTY_CHURN_THRESHOLD": "Churn risk (0-1) at which a member gets an alert.",
+    "LOYALTY_CLV_MONTHS": "Months of customer lifetime value the value model predicts.",
+    "LOYALTY_WINBACK_REWARD": "Reward id given free with each churn alert as a win-back coupon; none: no coupon.",
+    "LOYALTY_ALERT_OUTCOME_DAYS": "Days after an alert in which an order counts as the member coming back.",
 }
 
 
@@ -120,6 +157,17 @@ class Settings:
     coupon_valid_days: int
     webhook_secrets: tuple[str, ...]
     webhook_tolerance: int
+    scheduler: bool
+    #: job name -> when it runs (None: switched off)
+    job_schedules: Mapping[str, Schedule | None]
+    job_batch_size: int
+    rfm_window_days: int
+    rfm_grid: tuple[Mapping[str, Any], ...]
+    churn_horizon_days: int
+    churn_threshold: float
+    clv_months: int
+    winback_reward: int | None
+    alert_outcome_days: int
 
     def tier(self, code: str) -> Tier:
         for tier in self.tiers:
@@ -233,6 +281,28 @@ def _secrets(value: Any) -> tuple[str, ...]:
     return tuple(values)
 
 
+def _schedules(c: Mapping[str, Any]) -> dict[str, Schedule | None]:
+    return {job: parse_schedule(f"LOYALTY_JOBS_{job.upper()}", c[f"LOYALTY_JOBS_{job.upper()}"]) for job in JOB_NAMES}
+
+
+def _rfm_grid(value: Any) -> tuple[Mapping[str, Any], ...]:
+    try:
+        return tuple(validate_grid(DEFAULT_RFM_GRID if value is None else value))
+    except ValueError as exc:
+        raise ConfigError(f"LOYALTY_RFM_SEGMENTS: {exc}") from None
+
+
+def _threshold(value: Any) -> float:
+    risk = _decimal("LOYALTY_CHURN_THRESHOLD", value, minimum=Decimal(0))
+    if risk > 1:
+        raise ConfigError(f"LOYALTY_CHURN_THRESHOLD: {value!r} is a probability: give a number from 0 to 1.")
+    return float(risk)
+
+
+def _optional_id(key: str, value: Any) -> int | None:
+    return None if value is None else _int(key, value, minimum=1)
+
+
 def load_settings(config: Mapping[str, Any]) -> Settings:
     """Validate every ``LOYALTY_*`` key of ``config``, defaults filled in."""
     unknown = sorted(k for k in config if k.startswith("LOYALTY_") and k not in DEFAULTS)
@@ -273,4 +343,14 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         coupon_valid_days=_int("LOYALTY_COUPON_VALID_DAYS", c["LOYALTY_COUPON_VALID_DAYS"], minimum=1),
         webhook_secrets=_secrets(c["LOYALTY_WEBHOOK_SECRET"]),
         webhook_tolerance=_int("LOYALTY_WEBHOOK_TOLERANCE_SECONDS", c["LOYALTY_WEBHOOK_TOLERANCE_SECONDS"], minimum=1),
+        scheduler=_bool("LOYALTY_SCHEDULER", c["LOYALTY_SCHEDULER"]),
+        job_schedules=_schedules(c),
+        job_batch_size=_int("LOYALTY_JOBS_BATCH_SIZE", c["LOYALTY_JOBS_BATCH_SIZE"], minimum=1),
+        rfm_window_days=_int("LOYALTY_RFM_WINDOW_DAYS", c["LOYALTY_RFM_WINDOW_DAYS"], minimum=1),
+        rfm_grid=_rfm_grid(c["LOYALTY_RFM_SEGMENTS"]),
+        churn_horizon_days=_int("LOYALTY_CHURN_HORIZON_DAYS", c["LOYALTY_CHURN_HORIZON_DAYS"], minimum=1),
+        churn_threshold=_threshold(c["LOYALTY_CHURN_THRESHOLD"]),
+        clv_months=_int("LOYALTY_CLV_MONTHS", c["LOYALTY_CLV_MONTHS"], minimum=1),
+        winback_reward=_optional_id("LOYALTY_WINBACK_REWARD", c["LOYALTY_WINBACK_REWARD"]),
+        alert_outcome_days=_int("LOYALTY_ALERT_OUTCOME_DAYS", c["LOYALTY_ALERT_OUTCOME_DAYS"], minimum=1),
     )

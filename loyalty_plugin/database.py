@@ -15,7 +15,7 @@ from typing import Any
 
 from flask import Flask
 from flask.globals import app_ctx
-from sqlalchemy import Engine, create_engine, event, select, text
+from sqlalchemy import Connection, Engine, create_engine, event, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
@@ -141,6 +141,7 @@ def _take_sqlite_write_lock(session: Session) -> None:
     session.execute(text("UPDATE loyalty_members SET id = id WHERE 0 = 1"))
 
 
-def upsert_insert(session: Session) -> Any:
+def upsert_insert(bind: Session | Connection) -> Any:
     """The dialect's ``insert`` with ``on_conflict_do_nothing``: the plugin runs on these two."""
-    return {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[session.get_bind().dialect.name]
+    dialect = bind.get_bind().dialect if isinstance(bind, Session) else bind.dialect
+    return {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect.name]

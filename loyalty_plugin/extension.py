@@ -38,6 +38,8 @@ class LoyaltyState:
     item_info: Hook | None = None
     seed_users: Hook | None = None
     clock: Callable[[], datetime] = field(default=utcnow)
+    #: The in-process scheduler, when ``LOYALTY_SCHEDULER`` starts one.
+    scheduler: Any = None
 
 
 class Loyalty:
@@ -86,6 +88,10 @@ class Loyalty:
 
         register_views(app, settings)
         app.cli.add_command(loyalty_cli)
+        if settings.scheduler:
+            from .scheduler import start_in_app
+
+            state.scheduler = start_in_app(app)
 
     @staticmethod
     def state() -> LoyaltyState:

@@ -12,10 +12,12 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -24,6 +26,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     event,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -140,6 +143,8 @@ class PointLot(Base):
     available_at: Mapped[datetime] = mapped_column(DateTime)
     expires_at: Mapped[datetime] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    #: When the member was told this lot is about to expire; once per lot.
+    warned_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class Tier(Base):
@@ -293,3 +298,122 @@ class AuditLog(Base):
     target: Mapped[str | None] = mapped_column(String(255))
     details: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
+class JobRun(Base):
+    """One trigger of one job. The unique (job, scheduled_for) is the claim: of several
+    schedulers that wake for the same trigger, only the one whose insert lands runs it."""
+
+    __tablename__ = "loyalty_job_runs"
+    __table_args__ = (
+        UniqueConstraint("job", "scheduled_for"),
+        Index("ix_loyalty_job_runs_job_status", "job", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job: Mapped[str] = mapped_column(String(40))
+    scheduled_for: Mapped[datetime] = mapped_column(DateTime)
+    #: schedule | manual
+    trigger: Mapped[str] = mapped_column(String(10))
+    #: running -> succeeded | failed | skipped | interrupted
+    status: Mapped[str] = mapped_column(String(12))
+    worker: Mapped[str] = mapped_column(String(255))
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    counts: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class JobLock(Base):
+    """A lease per job, the lock on SQLite (PostgreSQL uses an advisory lock instead)."""
+
+    __tablename__ = "loyalty_job_locks"
+
+    job: Mapped[str] = mapped_column(String(40), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(255))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class MemberScore(Base):
+    """A member's churn risk and value as the churn scan saw them on one day; kept per day so
+    that movement shows."""
+
+    __tablename__ = "loyalty_member_scores"
+    __table_args__ = (UniqueConstraint("member_id", "scored_on"), Index("ix_loyalty_member_scores_day", "scored_on"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("loyalty_members.id"))
+    scored_on: Mapped[date] = mapped_column(Date)
+    #: None when no model could be trusted; ``risk_source`` then says why.
+    churn_risk: Mapped[float | None] = mapped_column(Float)
+    risk_source: Mapped[str] = mapped_column(String(200))
+    p_alive: Mapped[float | None] = mapped_column(Float)
+    expected_orders: Mapped[float | None] = mapped_column(Float)
+    expected_spend: Mapped[Decimal | None] = mapped_column(Money)
+    clv: Mapped[Decimal | None] = mapped_column(Money)
+    recency_days: Mapped[int] = mapped_column(Integer)
+    orders: Mapped[int] = mapped_column(Integer)
+    spend: Mapped[Decimal] = mapped_column(Money)
+
+
+class MemberSegment(Base):
+    """A member's RFM or value segment on one day."""
+
+    __tablename__ = "loyalty_member_segments"
+    __table_args__ = (
+        UniqueConstraint("member_id", "kind", "computed_on"),
+        Index("ix_loyalty_member_segments_day", "kind", "computed_on"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("loyalty_members.id"))
+    #: rfm | value
+    kind: Mapped[str] = mapped_column(String(10))
+    computed_on: Mapped[date] = mapped_column(Date)
+    segment: Mapped[str] = mapped_column(String(100))
+    #: "R5 F4 M3" for RFM segments
+    scores: Mapped[str | None] = mapped_column(String(20))
+
+
+class ModelReport(Base):
+    """What a fitted model said about itself on one day: parameters, hold-out AUC and
+    calibration, or why it was not trusted. Reports show it beside the scores."""
+
+    __tablename__ = "loyalty_model_reports"
+    __table_args__ = (UniqueConstraint("model", "fitted_on"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model: Mapped[str] = mapped_column(String(40))
+    fitted_on: Mapped[date] = mapped_column(Date)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class ChurnAlert(Base):
+    """A member at risk of leaving; at most one open alert per member (a partial unique index)."""
+
+    __tablename__ = "loyalty_churn_alerts"
+    __table_args__ = (
+        Index(
+            "uq_loyalty_churn_alerts_open_member",
+            "member_id",
+            unique=True,
+            sqlite_where=text("status = 'open'"),
+            postgresql_where=text("status = 'open'"),
+        ),
+        Index("ix_loyalty_churn_alerts_status_priority", "status", "priority"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("loyalty_members.id"))
+    raised_on: Mapped[date] = mapped_column(Date)
+    risk: Mapped[float] = mapped_column(Float)
+    value: Mapped[Decimal] = mapped_column(Money)
+    #: risk x value: the order in which an admin should act
+    priority: Mapped[float] = mapped_column(Float)
+    #: open -> closed
+    status: Mapped[str] = mapped_column(String(10))
+    #: returned (ordered again within the window) | lapsed | left (erased)
+    outcome: Mapped[str | None] = mapped_column(String(10))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    coupon_id: Mapped[int | None] = mapped_column(ForeignKey("loyalty_coupons.id"))

@@ -29,7 +29,9 @@ tier_changed = _signals.signal("loyalty.tier-changed")
 coupon_issued = _signals.signal("loyalty.coupon-issued")
 #: ``user_id``, ``coupon_code``, ``order_id``
 coupon_used = _signals.signal("loyalty.coupon-used")
-#: ``user_id``, ``risk``, ``value`` (sent by the churn scan)
+#: ``user_id``, ``points``, ``expires_at`` (the earliest of the lots warned about)
+points_expiring = _signals.signal("loyalty.points-expiring")
+#: ``user_id``, ``alert_id``, ``risk``, ``value``, ``coupon_code`` (win-back coupon or None)
 churn_alert = _signals.signal("loyalty.churn-alert")
 
 _OUTBOX = "loyalty_outbox"

@@ -35,11 +35,11 @@ def test_run_job_release_and_tiers_with_a_given_time(app):
         loyalty.enroll("u1")
         loyalty.record_order("o1", "u1", "1500.00")
     early = run(app, "run-job", "release", "--now", "2026-01-10T00:00:00")
-    assert early.exit_code == 0 and "release: 0 lot(s) done" in early.output
+    assert early.exit_code == 0 and "release: 0 released" in early.output
     late = run(app, "run-job", "release", "--now", "2026-01-20T00:00:00")
-    assert "release: 1 lot(s) done" in late.output
+    assert "release: 1 released" in late.output
     tiers = run(app, "run-job", "tiers", "--now", "2026-01-20T00:00:00")
-    assert "1 up" in tiers.output
+    assert "1 upgraded" in tiers.output
     with app.app_context():
         member = Loyalty().get_member("u1")
         assert (member.tier_code, member.points_balance) == ("silver", 1600)
