@@ -37,7 +37,7 @@ class Schedule:
     def trigger(self) -> BaseTrigger:
         if self.interval is not None:
             return IntervalTrigger(seconds=self.interval, start_date=EPOCH, timezone=UTC)
-        return CronTrigger.from_crontab(self.text, timezone=UTC)
+        return _cron(self.text)
 
     def latest_fire(self, now: datetime) -> datetime:
         """The trigger time a run started at ``now`` belongs to (naive UTC, like every
@@ -56,6 +56,37 @@ class Schedule:
         return aware.replace(microsecond=0, tzinfo=None)
 
 
+_DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def _weekdays(field: str) -> str:
+    """Crontab weekdays (0 or 7 = Sunday) as names: APScheduler 3 numbers them from Monday,
+    so ``from_crontab("0 4 * * 1")`` would run on Tuesdays."""
+    if not any(ch.isdigit() for ch in field):
+        return field
+    days: set[int] = set()
+    for part in field.split(","):
+        span, _, step = part.partition("/")
+        if span == "*":
+            low, high = 0, 6
+        else:
+            low_text, _, high_text = span.partition("-")
+            low = int(low_text)
+            high = int(high_text) if high_text else (6 if step else low)
+        if not 0 <= low <= high <= 7:
+            raise ValueError(f"weekday {part!r} is outside 0-7")
+        days.update(day % 7 for day in range(low, high + 1, int(step) if step else 1))
+    return ",".join(_DAY_NAMES[day] for day in sorted(days))
+
+
+def _cron(text: str) -> CronTrigger:
+    fields = text.split()
+    if len(fields) != 5:
+        raise ValueError(f"expected 5 fields, got {len(fields)}")
+    minute, hour, day, month, weekday = fields
+    return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=_weekdays(weekday), timezone=UTC)
+
+
 def parse_schedule(key: str, value: Any) -> Schedule | None:
     if value is None or value == "":
         return None
@@ -69,7 +100,7 @@ def parse_schedule(key: str, value: Any) -> Schedule | None:
             raise ConfigError(f"{key}: {value!r}: the interval must be at least one second.")
         return Schedule(text, seconds)
     try:
-        CronTrigger.from_crontab(text, timezone=UTC)
+        _cron(text)
     except ValueError as exc:
         raise ConfigError(f"{key}: {value!r} is not a crontab line (minute hour day month weekday): {exc}") from None
     return Schedule(text, None)

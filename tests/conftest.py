@@ -149,11 +149,23 @@ class SignalLog:
         return [payload for event, payload in self.events if event == name]
 
 
+def signals_names() -> tuple[str, ...]:
+    return (
+        "member_enrolled",
+        "points_changed",
+        "tier_changed",
+        "coupon_issued",
+        "coupon_used",
+        "points_expiring",
+        "churn_alert",
+    )
+
+
 @pytest.fixture
 def signal_log() -> Iterator[SignalLog]:
     log = SignalLog()
     receivers = []
-    for name in ("member_enrolled", "points_changed", "tier_changed", "coupon_issued", "coupon_used"):
+    for name in signals_names():
         signal = getattr(signals, name)
 
         def receiver(sender: Any, _name: str = name, **payload: Any) -> None:
