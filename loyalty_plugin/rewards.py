@@ -180,23 +180,7 @@ def redeem(session: Session, user_id: Any, reward_id: Any, *, now: datetime, set
             )
     if member.points_balance < reward.cost_points:
         raise InsufficientPoints(reward.cost_points, member.points_balance)
-    coupon = Coupon(
-        code=new_coupon_code(),
-        member_id=member.id,
-        reward_id=reward.id,
-        kind=reward.kind,
-        amount=reward.amount,
-        percent=reward.percent,
-        max_discount=reward.max_discount,
-        sku=reward.sku,
-        min_order_total=reward.min_order_total,
-        points_spent=reward.cost_points,
-        status="active",
-        issued_at=now,
-        valid_until=now + timedelta(days=settings.coupon_valid_days),
-    )
-    session.add(coupon)
-    session.flush()
+    coupon = _issue(session, member, reward, points=reward.cost_points, now=now, settings=settings)
     ledger.spend(
         session,
         member,
@@ -219,6 +203,39 @@ def redeem(session: Session, user_id: Any, reward_id: Any, *, now: datetime, set
         valid_until=coupon.valid_until,
     )
     return coupon
+
+
+def _issue(
+    session: Session, member: Member, reward: Reward, *, points: int, now: datetime, settings: Settings
+) -> Coupon:
+    """A coupon with the reward's terms copied, so a later edit of the reward changes no coupon."""
+    coupon = Coupon(
+        code=new_coupon_code(),
+        member_id=member.id,
+        reward_id=reward.id,
+        kind=reward.kind,
+        amount=reward.amount,
+        percent=reward.percent,
+        max_discount=reward.max_discount,
+        sku=reward.sku,
+        min_order_total=reward.min_order_total,
+        points_spent=points,
+        status="active",
+        issued_at=now,
+        valid_until=now + timedelta(days=settings.coupon_valid_days),
+    )
+    session.add(coupon)
+    session.flush()
+    return coupon
+
+
+def gift(session: Session, member: Member, reward_id: int, *, now: datetime, settings: Settings) -> Coupon | None:
+    """The reward as a free coupon (a win-back offer): no points move, so no ledger entry.
+    None when the reward is gone or retired: the offer is a bonus, never a reason to fail."""
+    reward = session.get(Reward, reward_id)
+    if reward is None or not reward.active:
+        return None
+    return _issue(session, member, reward, points=0, now=now, settings=settings)
 
 
 def _owned_coupon(session: Session, code: Any, user_id: Any) -> tuple[Coupon, Member]:
