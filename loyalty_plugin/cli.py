@@ -123,6 +123,27 @@ def scheduler_command() -> None:
     click.echo("scheduler stopped")
 
 
+@loyalty_cli.command("report")
+@click.argument("name", type=click.Choice(["churn", "segments", "tiers"]))
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Write one row per member to this CSV.")
+@with_appcontext
+def report_command(name: str, csv_path: str | None) -> None:
+    """Print a report's summary (as of the last churn scan for churn and segments)."""
+    from . import reports
+
+    state = _state()
+    with state.store.work(write=False) as session:
+        if name == "tiers":
+            report = reports.tiers_report(session, now=state.clock(), settings=state.settings)
+        else:
+            report = reports.churn_report(session) if name == "churn" else reports.segments_report(session)
+    for line in report.summary:
+        click.echo(line)
+    if csv_path:
+        report.write_csv(csv_path)
+        click.echo(f"{len(report.rows)} row(s) written to {csv_path}")
+
+
 @loyalty_cli.command("import-orders")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--mapping", help="Column mapping: a known export ('online-retail') or JSON {our_column: their_header}.")
