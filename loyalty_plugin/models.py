@@ -406,7 +406,7 @@ class ChurnAlert(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     member_id: Mapped[int] = mapped_column(ForeignKey("loyalty_members.id"))
-    raised_on: Mapped[date] = mapped_column(Date)
+    raised_at: Mapped[datetime] = mapped_column(DateTime)
     risk: Mapped[float] = mapped_column(Float)
     value: Mapped[Decimal] = mapped_column(Money)
     #: risk x value: the order in which an admin should act

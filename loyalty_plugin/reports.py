@@ -60,7 +60,7 @@ def churn_report(session: Session) -> Report:
             "orders",
             "spend",
             "alert_priority",
-            "alert_raised_on",
+            "alert_raised_at",
         ],
     )
     day = _latest(session, MemberScore.scored_on)
@@ -102,7 +102,7 @@ def churn_report(session: Session) -> Report:
             MemberScore.orders,
             MemberScore.spend,
             alert.priority,
-            alert.raised_on,
+            alert.raised_at,
         )
         .join(Member, Member.id == MemberScore.member_id)
         .outerjoin(alert, (alert.member_id == Member.id) & (alert.status == "open"))

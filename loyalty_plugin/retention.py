@@ -167,18 +167,18 @@ def settle_alerts(session: Session, *, now: datetime, settings: Settings) -> dic
     window = timedelta(days=settings.alert_outcome_days)
     first_order = (
         select(func.min(Order.placed_at))
-        .where(Order.member_id == ChurnAlert.member_id, Order.placed_at >= ChurnAlert.raised_on)
+        .where(Order.member_id == ChurnAlert.member_id, Order.placed_at > ChurnAlert.raised_at)
         .where(Order.placed_at <= now)
         .scalar_subquery()
     )
     rows = session.execute(
-        select(ChurnAlert.id, ChurnAlert.raised_on, first_order, Member.erased_at)
+        select(ChurnAlert.id, ChurnAlert.raised_at, first_order, Member.erased_at)
         .join(Member, Member.id == ChurnAlert.member_id)
         .where(ChurnAlert.status == "open")
     ).all()
     outcomes: dict[str, list[int]] = {"returned": [], "lapsed": [], "left": []}
-    for alert_id, raised_on, ordered_at, erased_at in rows:
-        ends = datetime.combine(raised_on, datetime.min.time()) + window
+    for alert_id, raised_at, ordered_at, erased_at in rows:
+        ends = raised_at + window
         if ordered_at is not None and ordered_at < ends:
             outcomes["returned"].append(alert_id)
         elif erased_at is not None:
@@ -196,7 +196,7 @@ def settle_alerts(session: Session, *, now: datetime, settings: Settings) -> dic
 
 
 def _alert_candidates(
-    session: Session, scores: pd.DataFrame, members: dict[str, int], *, today: date, settings: Settings
+    session: Session, scores: pd.DataFrame, members: dict[str, int], *, now: datetime, settings: Settings
 ) -> list[dict[str, Any]]:
     """Members over the threshold who are still active, most valuable first, without an alert
     in the outcome window (open, or closed so recently that a new one would nag).
@@ -215,7 +215,7 @@ def _alert_candidates(
         session.scalars(
             select(ChurnAlert.member_id).where(
                 (ChurnAlert.status == "open")
-                | (ChurnAlert.raised_on > today - timedelta(days=settings.alert_outcome_days))
+                | (ChurnAlert.raised_at > now - timedelta(days=settings.alert_outcome_days))
             )
         )
     )
@@ -237,7 +237,7 @@ def raise_alerts(store: Store, candidates: Iterable[dict[str, Any]], *, now: dat
                     upsert_insert(session)(ChurnAlert)
                     .values(
                         member_id=c["member_id"],
-                        raised_on=now.date(),
+                        raised_at=now,
                         risk=c["risk"],
                         value=_money(c["value"]),
                         priority=c["risk"] * c["value"],
@@ -315,7 +315,7 @@ def churn_scan(store: Store, *, now: datetime, settings: Settings, progress: Pro
 
     counts["segmented"] = _segment(store, transactions, mine, members, now=now, settings=settings)
     with store.work(write=False) as session:
-        candidates = _alert_candidates(session, scores, members, today=today, settings=settings)
+        candidates = _alert_candidates(session, scores, members, now=now, settings=settings)
     store.commit()
     counts["alerts"] = raise_alerts(store, candidates, now=now, settings=settings)
     return counts

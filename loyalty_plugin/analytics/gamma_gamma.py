@@ -17,8 +17,8 @@ from .bgnbd import BetaGeoModel, Floats, check_frequency, fit_log_params, weight
 # The average month, in days: a year's 365.25 days over 12, so 12 months make a year.
 MONTH_DAYS = 365.25 / 12
 
+# What a bound hit says about the data; q <= 1 (no finite mean spend) is reported by the fit itself.
 _MEANING = {
-    ("q", "lower"): "q -> 0: spend is so heavy-tailed that the population's mean spend is infinite",
     ("p", "upper"): "p -> infinity: every customer's transactions are worth exactly their mean",
     ("q", "upper"): "q -> infinity: every customer has the same mean spend",
 }

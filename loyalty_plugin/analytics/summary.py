@@ -31,20 +31,21 @@ def rfm_summary(
     when: str = "at",
     amount: str = "amount",
 ) -> pd.DataFrame:
-    """One row per customer (index: customer id as a string), in the columns of ``COLUMNS``.
+    """One row per customer (index: ``str`` of the customer id), in the columns of ``COLUMNS``.
 
     ``until`` is the end of the observation, inclusive of its whole ``grain`` slot: purchases
     later than that are ignored, and ``T`` is the age at its floored value. ``grain`` is a pandas
     period alias ("D", "W", "h", ...). Counting purchases per slot rather than per transaction
     keeps a basket split into several invoices from looking like a loyal customer. ``first`` and
-    ``last`` are the actual timestamps of the first and last purchase kept.
+    ``last`` are the actual timestamps of the first and last purchase kept (in their zone, if
+    any; slots are cut in that zone's wall-clock time).
     """
     if period_days <= 0:
         raise ValueError(f"period_days must be positive, got {period_days}.")
     missing = [name for name in (customer, when, amount) if name not in transactions.columns]
     if missing:
         raise ValueError(f"transactions lack the column(s) {', '.join(missing)}.")
-    stamps = pd.to_datetime(transactions[when])
+    stamps = pd.to_datetime(transactions[when]).reset_index(drop=True)
     at = _naive(stamps)
     if at.isna().any() or transactions[customer].isna().any():
         raise ValueError(f"transactions have rows without a {customer!r} or a {when!r}.")
@@ -54,10 +55,12 @@ def rfm_summary(
     end = _slot(_naive(pd.Series([_in_zone(pd.Timestamp(until), stamps.dt.tz)])), grain).iloc[0]
     slots = _slot(at, grain)
     keep = (slots <= end).to_numpy()
-    codes, ids = pd.factorize(transactions[customer].astype(str).to_numpy()[keep])
-    frame = pd.DataFrame(
-        {"c": codes, "slot": slots.to_numpy()[keep], "amount": amounts[keep], "at": at.to_numpy()[keep]}
-    )
+    stamps = stamps[keep].reset_index(drop=True)
+    codes, uniques = pd.factorize(transactions[customer].to_numpy()[keep])
+    ids = pd.Index(uniques).astype(str)
+    if ids.has_duplicates:
+        raise ValueError(f"{customer!r} values that differ only in type (such as 7 and '7') would merge as strings.")
+    frame = pd.DataFrame({"c": codes, "slot": slots.to_numpy()[keep], "amount": amounts[keep]})
     if frame.empty:
         return pd.DataFrame(columns=COLUMNS, index=pd.Index([], name=customer, dtype=str))
 
@@ -75,11 +78,11 @@ def rfm_summary(
             "monetary_value": per_slot["amount"].where(repeat).groupby(per_slot["c"]).mean().fillna(0.0),
             "orders": orders,
             "total": by_customer["amount"].sum(),
-            "first": frame.groupby("c")["at"].min(),
-            "last": frame.groupby("c")["at"].max(),
+            "first": stamps.groupby(codes).min(),
+            "last": stamps.groupby(codes).max(),
         }
     )
-    out.index = pd.Index(ids[out.index.to_numpy()].astype(str), name=customer)
+    out.index = ids[out.index.to_numpy()].rename(customer)
     return out.sort_index()
 
 

@@ -92,7 +92,7 @@ def upgrade() -> None:
         "loyalty_churn_alerts",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("member_id", sa.Integer(), nullable=False),
-        sa.Column("raised_on", sa.Date(), nullable=False),
+        sa.Column("raised_at", sa.DateTime(), nullable=False),
         sa.Column("risk", sa.Float(), nullable=False),
         sa.Column("value", sa.BigInteger(), nullable=False),
         sa.Column("priority", sa.Float(), nullable=False),
