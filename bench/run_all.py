@@ -20,6 +20,7 @@ BENCHES = {
     "record_order": "bench.bench_record_order",
     "tiers": "bench.bench_tiers",
     "import": "bench.bench_import",
+    "value_models": "bench.bench_value_models",
 }
 
 

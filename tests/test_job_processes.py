@@ -23,7 +23,17 @@ from sqlalchemy import create_engine, func, select
 
 from loyalty_plugin import Loyalty, ledger
 from loyalty_plugin.database import normalise_url
-from loyalty_plugin.models import JobRun, LedgerEntry, Member, PointLot, TierChange
+from loyalty_plugin.models import (
+    ChurnAlert,
+    Coupon,
+    JobRun,
+    LedgerEntry,
+    Member,
+    MemberScore,
+    Order,
+    PointLot,
+    TierChange,
+)
 from loyalty_plugin.schedule import JOB_NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -150,3 +160,40 @@ def test_tier_evaluation_killed_at_any_moment_changes_each_tier_once(app, databa
         tiers = dict(connection.execute(select(Member.tier_code, func.count()).group_by(Member.tier_code)).all())
     assert len(changes) == 150 and {n for _, n in changes} == {1}
     assert tiers == {"silver": 100, "gold": 50}
+
+
+def test_churn_scan_killed_mid_run_leaves_no_duplicate_score_alert_or_coupon(app, database_url, engine):
+    from loyalty_plugin import demo
+
+    from .test_churn_scan import SCAN, WINBACK
+
+    state = app.extensions["loyalty"]
+    with app.app_context():
+        Loyalty().create_reward(**WINBACK)
+        demo.seed_demo(
+            state.store, state.settings, seed=5, customers=300, days=365, now=SCAN, create_users=None, progress=None
+        )
+    config = {"LOYALTY_JOBS_BATCH_SIZE": 5, "LOYALTY_WINBACK_REWARD": 1}
+    job = flask(database_url, "run-job", "churn", "--now", SCAN.isoformat(), **config)
+    scored = select(func.count()).select_from(MemberScore)
+    wait_for(lambda: count(engine, scored) > 0 or job.poll() is not None, "the first committed scores")
+    job.send_signal(signal.SIGKILL)
+    job.wait(timeout=30)
+    written_before_kill = count(engine, scored)
+
+    rerun = flask(database_url, "run-job", "churn", "--now", SCAN.isoformat(), **config)
+    output, errors = rerun.communicate(timeout=DEADLINE)
+    assert rerun.returncode == 0, errors
+    with engine.connect() as connection:
+        scores = connection.execute(
+            select(MemberScore.member_id, MemberScore.churn_risk, MemberScore.recency_days)
+        ).all()
+        alerts = connection.execute(select(ChurnAlert.member_id, ChurnAlert.coupon_id)).all()
+        coupons = connection.scalar(select(func.count()).select_from(Coupon).where(Coupon.points_spent == 0))
+    kept = Order.total > Order.refunded_total  # an order refunded in full is no purchase
+    members_with_orders = count(engine, select(func.count(func.distinct(Order.member_id))).where(kept))
+    assert 0 < written_before_kill < len(scores) == members_with_orders
+    assert f"{len(scores) - written_before_kill} scored" in output
+    expected = {m for m, risk, recency in scores if risk >= 0.7 and recency < 90}
+    assert sorted(m for m, _ in alerts) == sorted(expected)
+    assert coupons == len(alerts) == len({c for _, c in alerts})
