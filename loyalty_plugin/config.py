@@ -25,7 +25,7 @@ DEFAULT_TIERS: list[dict[str, str]] = [
 ]
 
 _SCHEDULE_HELP = (
-    "When tiers are evaluated: a crontab line in UTC (`15 2 * * *`), `every N seconds|minutes|hours|days`, "
+    "When tiers are evaluated: a crontab line in UTC (`15 2 * * *`), `every N minutes` (or seconds, hours, days), "
     "or none to switch the job off."
 )
 

@@ -5,6 +5,7 @@ The same guarantees across real processes are in ``test_job_processes.py``.
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 
 import pytest
@@ -18,6 +19,8 @@ from loyalty_plugin.jobs import JOBS
 from loyalty_plugin.models import JobRun, PointLot
 from loyalty_plugin.schedule import parse_schedule
 from loyalty_plugin.scheduler import build_scheduler
+
+from .conftest import make_app
 
 TRIGGER = datetime(2026, 1, 6, 2, 15)
 
@@ -170,3 +173,30 @@ def test_the_scheduler_has_a_job_for_each_schedule_that_is_on(configured):
     assert "loyalty-churn" not in names
     assert set(names) == {f"loyalty-{job}" for job in JOBS if job != "churn"}
     assert names["loyalty-release"].startswith("interval[0:05:00]")
+
+
+def test_the_opt_in_scheduler_starts_with_the_app_and_records_its_runs(database_url, tmp_path):
+    config = {f"LOYALTY_JOBS_{job.upper()}": None for job in JOBS}
+    config.update(LOYALTY_SCHEDULER=True, LOYALTY_JOBS_TIERS="every 1 second")
+    app = make_app(database_url, str(tmp_path / "instance"), **config)
+    scheduler = app.extensions["loyalty"].scheduler
+    try:
+        assert scheduler.running and [job.id for job in scheduler.get_jobs()] == ["loyalty-tiers"]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not [r for r in runs(app) if r.status == "succeeded"]:
+            time.sleep(0.05)
+    finally:
+        scheduler.shutdown(wait=True)
+        app.extensions["loyalty"].store.dispose()
+    recorded = runs(app)
+    assert recorded and {(r.job, r.trigger) for r in recorded} == {("tiers", "schedule")}
+    assert all(r.scheduled_for.microsecond == 0 for r in recorded)
+
+
+def test_the_scheduler_command_refuses_when_every_job_is_off(configured):
+    off = {f"LOYALTY_JOBS_{job.upper()}": None for job in JOBS}
+    with configured(**off):
+        from flask import current_app
+
+        result = current_app.test_cli_runner().invoke(args=["loyalty", "scheduler"])
+    assert result.exit_code == 1 and "Every LOYALTY_JOBS_* schedule is switched off" in result.output
