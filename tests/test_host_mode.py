@@ -3,13 +3,14 @@ and its Flask-Migrate autogenerate leaving the plugin's tables alone."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask_login import LoginManager
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import String
+from sqlalchemy import String, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 import loyalty_plugin
@@ -151,3 +152,21 @@ def test_concurrent_redemptions_on_the_hosts_engine_spend_once(database_url, tmp
         assert loyalty.balance("u1").available == 20
         assert loyalty.verify() == []
         db.engine.dispose()
+
+
+def test_jobs_run_and_are_recorded_on_the_hosts_database(host):
+    from loyalty_plugin.job_runs import run_job
+    from loyalty_plugin.models import JobRun
+
+    loyalty, db, _ = host
+    state = loyalty.state()
+    loyalty.enroll("u1")
+    loyalty.record_order("o1", "u1", "80.00")
+    db.session.commit()
+    later = loyalty.now() + timedelta(days=20)
+    run = run_job(state, "release", now=later)
+    scan = run_job(state, "churn", now=later)
+    assert (run.status, run.counts) == ("succeeded", {"released": 1})
+    assert scan.status == "succeeded" and scan.counts["scored"] == 1
+    assert loyalty.balance("u1").available == 180
+    assert [r.job for r in db.session.scalars(select(JobRun).order_by(JobRun.id))] == ["release", "churn"]
