@@ -39,7 +39,7 @@ MIN_PER_CLASS = 10
 MIN_FOR_RECENCY = 20
 MIN_FOR_BGNBD = 30
 ATTRIBUTES = ("tier_rank", "points_earned", "points_spent")
-BGNBD_FEATURES = ("p_alive", "expected_purchases")
+BGNBD_FEATURES = ["p_alive", "expected_purchases", "p_no_purchase"]
 
 #: Member attributes (tier, points over the feature window) as of a cutoff; a function rather
 #: than a frame because training features are taken at earlier cutoffs than today's, and a
@@ -135,7 +135,7 @@ def history_at(
     model, note = _bgnbd(summary)
     summary = summary.reindex(features.index.astype(str)).set_axis(features.index)
     if model is None:
-        features["p_alive"] = features["expected_purchases"] = features["p_no_purchase"] = np.nan
+        features[BGNBD_FEATURES] = np.nan
     else:
         x, tx, age = summary["frequency"], summary["recency"], summary["T"]
         features["p_alive"] = model.probability_alive(x, tx, age)
@@ -162,9 +162,9 @@ def churn_features(
     purchase days (gap mean/std/last, ``overdue`` = silence in usual gaps, ``repeat_rate`` per
     30 days), the trend (orders and spend in the last 90 days against the 90 before), the
     ``attributes`` (tier_rank, points_earned, points_spent, as of the cutoff) when given, and the
-    BG/NBD's ``p_alive`` and ``expected_purchases`` in ``horizon_days`` fitted on the same
-    history in periods of ``period_days``. A degenerate BG/NBD leaves those two NaN (missing,
-    which the classifier treats as neutral) rather than feeding it P(alive) = 1 for everyone.
+    BG/NBD's ``p_alive``, ``expected_purchases`` and ``p_no_purchase`` in ``horizon_days``, fitted
+    on the same history in periods of ``period_days``. A degenerate BG/NBD leaves those three NaN
+    (missing, which the classifier treats as neutral) rather than feeding it P(alive) = 1 for all.
     """
     return history_at(
         transactions, cutoff=cutoff, horizon_days=horizon_days, attributes=attributes, period_days=period_days
@@ -182,6 +182,7 @@ def churn_labels(transactions: pd.DataFrame, *, cutoff: datetime, horizon_days: 
 
 
 def _signed_log(x: np.ndarray) -> np.ndarray:
+    """log1p that keeps the sign: trends are negative as often as positive."""
     return np.sign(x) * np.log1p(np.abs(x))
 
 
@@ -245,11 +246,15 @@ class ChurnReport:
     """How the churn classifier did on a held-out period, next to the baselines.
 
     ``auc``/``brier`` are NaN (and ``note`` says why) when no classifier could be trained or the
-    test period holds one class only. ``baselines`` holds the AUC of ``recency`` (days since
-    the last purchase), ``bgnbd_p_alive`` (1 - P(alive)) and ``bgnbd_no_purchase`` (the BG/NBD's
-    P(no purchase in the horizon)) on the same test customers. ``calibration``: deciles of the
-    predicted risk with their mean prediction and observed churn rate. ``risk_source`` and
-    ``risk_note`` are set by ``score_members``: what the scores came from and why.
+    test period holds one class only; ``brier_base_rate`` is the Brier score of predicting the
+    training period's churn rate for everyone, what is known without a model. ``baselines``
+    holds the AUC, on the same test customers, of ``recency`` (days since the last purchase),
+    ``bgnbd_p_alive`` (1 - P(alive)), ``bgnbd_expected_purchases`` (fewer expected purchases,
+    more risk) and ``bgnbd_no_purchase`` (the BG/NBD's P(no purchase in the horizon)); NaN
+    without a trustworthy BG/NBD.
+    ``calibration``: deciles of the predicted risk with their mean prediction and observed churn
+    rate. ``risk_source`` and ``risk_note`` are set by ``score_members``: where the scores came
+    from and why.
     """
 
     cutoff: pd.Timestamp
@@ -262,6 +267,7 @@ class ChurnReport:
     churn_rate_test: float
     auc: float
     brier: float
+    brier_base_rate: float
     calibration: pd.DataFrame
     baselines: dict[str, float]
     estimator: str
@@ -276,7 +282,8 @@ class ChurnReport:
             f"{self.n_train:,} customers, churn rate {self.churn_rate_train:.3f}",
             f"test:  features at {self.cutoff:%Y-%m-%d}, labels over {self.horizon_days:g} days, "
             f"{self.n_test:,} customers, churn rate {self.churn_rate_test:.3f}",
-            f"{self.estimator}: AUC {self.auc:.3f}, Brier {self.brier:.4f}",
+            f"{self.estimator}: AUC {self.auc:.3f}, Brier {self.brier:.4f} "
+            f"(the training churn rate for everyone: {self.brier_base_rate:.4f})",
             "baselines (AUC): " + ", ".join(f"{k} {v:.3f}" for k, v in self.baselines.items()),
         ]
         lines += [f"note: {text}" for text in (self.note, self.bgnbd_note, self.risk_note) if text]
@@ -298,6 +305,7 @@ def calibration_table(labels: np.ndarray, risk: np.ndarray, bins: int = 10) -> p
 
 
 def _auc(labels: np.ndarray, risk: np.ndarray) -> float:
+    """AUC over the customers the score has a number for; NaN when they hold one class."""
     known = np.isfinite(risk)
     if len(np.unique(labels[known])) < 2:
         return float("nan")
@@ -363,7 +371,9 @@ def _report(train: _Split, test: _Split, estimator: str) -> ChurnReport:
         "bgnbd_no_purchase": _auc(y, features["p_no_purchase"].to_numpy()),
     }
     too_few = _too_few(train.labels)
-    auc = brier = float("nan")
+    nan = float("nan")
+    train_rate = float(train.labels.mean()) if len(train.labels) else nan
+    auc = brier = nan
     calibration = pd.DataFrame(columns=["n", "predicted", "observed"])
     note = None if too_few is None else f"no classifier trained: {too_few}"
     if too_few is None:
@@ -379,10 +389,11 @@ def _report(train: _Split, test: _Split, estimator: str) -> ChurnReport:
         train_horizon_days=train.horizon_days,
         n_train=len(train.labels),
         n_test=len(y),
-        churn_rate_train=float(train.labels.mean()) if len(train.labels) else float("nan"),
-        churn_rate_test=float(y.mean()) if len(y) else float("nan"),
+        churn_rate_train=train_rate,
+        churn_rate_test=float(y.mean()) if len(y) else nan,
         auc=auc,
         brier=brier,
+        brier_base_rate=float(np.mean((y - train_rate) ** 2)) if len(y) else nan,
         calibration=calibration,
         baselines=baselines,
         estimator=estimator,
@@ -454,15 +465,9 @@ def score_members(
     ``expected_spend`` are NaN where the value models are degenerate.
     """
     now = pd.Timestamp(now)
-    report = evaluate_split(
-        transactions,
-        cutoff=now - horizon_days * DAY,
-        horizon_days=horizon_days,
-        attributes=attributes,
-        period_days=period_days,
-        estimator=estimator,
-    )
     labelled = _split(transactions, now - horizon_days * DAY, horizon_days, attributes, period_days)
+    earlier = _split(transactions, now - 2 * horizon_days * DAY, horizon_days, attributes, period_days)
+    report = _report(earlier, labelled, estimator)  # what evaluate_split(cutoff=now - horizon) reports
     current = history_at(
         transactions,
         cutoff=now,
@@ -487,10 +492,7 @@ def score_members(
         source = "none"
         note = f"{too_few}, and {current.bgnbd_note}: no trustworthy churn risk"
         risk = np.full(len(features), np.nan)
-    scores = pd.DataFrame(
-        {"churn_risk": risk, "risk_source": source},
-        index=features.index,
-    )
+    scores = pd.DataFrame({"churn_risk": risk, "risk_source": source}, index=features.index)
     scores["p_alive"] = features["p_alive"]
     scores["expected_purchases"] = features["expected_purchases"]
     scores["expected_spend"], scores["clv"] = _value(current, clv_months, period_days)
