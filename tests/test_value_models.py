@@ -8,6 +8,7 @@ simulated from the models' own generative processes.
 from __future__ import annotations
 
 import ast
+import itertools
 import warnings
 from functools import cache
 from importlib.resources import files
@@ -463,3 +464,20 @@ def test_the_package_does_not_depend_on_lifetimes():
         imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
         imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
         assert not {name for name in imported if name.split(".")[0] in {"lifetimes", "flask", "sqlalchemy"}}
+
+
+def test_expected_purchases_stay_finite_when_the_dropout_hardly_varies():
+    """A fit with a and b in the thousands (seen on demo data) overflows 2F1 at long horizons;
+    the fixed-dropout limit takes over and joins the exact value where both exist."""
+    model = BetaGeoModel()
+    model.params_ = {"r": 0.54, "alpha": 35.9, "a": 1749.0, "b": 22879.0}
+    x = np.array([0.0, 1, 3, 10, 50, 200])
+    tx = np.array([0.0, 5, 300, 350, 360, 364])
+    age = np.full(6, 365.0)
+    ahead = [model.expected_purchases(t, x, tx, age) for t in (30, 90, 365, 2000)]
+    assert all(np.all(np.isfinite(e)) and np.all(e >= 0) for e in ahead)
+    assert all(np.all(later >= earlier) for earlier, later in itertools.pairwise(ahead))
+    p = 1749.0 / (1749.0 + 22879.0 + x)
+    alive = model.probability_alive(x, tx, age)
+    limit = alive / p * (1 - ((35.9 + age) / (35.9 + age + p * 90)) ** (0.54 + x))
+    np.testing.assert_allclose(ahead[1], limit, rtol=1e-3)

@@ -174,8 +174,19 @@ class BetaGeoModel:
         a = a if abs(a - 1) > 1e-7 else 1 + 1e-7
         z = horizon / (alpha + age + horizon)
         c = a + b + x - 1
-        tail = np.exp((a - 1) * np.log1p(-z)) * hyp2f1(a + b - 1 - r, a - 1, c, z)
-        return self._alive(x, tx, age) * c / (a - 1) * (1 - tail)
+        alive = self._alive(x, tx, age)
+        with np.errstate(over="ignore", invalid="ignore"):
+            tail = np.exp((a - 1) * np.log1p(-z)) * hyp2f1(a + b - 1 - r, a - 1, c, z)
+            exact = alive * c / (a - 1) * (1 - tail)
+        if np.all(np.isfinite(exact)):
+            return exact
+        # With a and b in the thousands (a dropout chance that hardly varies between customers)
+        # 2F1 overflows. Its limit is a fixed dropout p, at its posterior mean a / (a + b + x):
+        # E = P(alive) / p * (1 - ((alpha + T) / (alpha + T + p t)) ** (r + x)); agrees with
+        # the exact value to 1e-4 where both can be computed.
+        p = a / (a + b + x)
+        limit = alive / p * -np.expm1((r + x) * (np.log(alpha + age) - np.log(alpha + age + p * horizon)))
+        return np.where(np.isfinite(exact), exact, limit)
 
     def _alive(self, x: Floats, tx: Floats, age: Floats) -> Floats:
         """On the log scale, so that a frequent buyer's ((alpha + T) / (alpha + recency)) ** (r + x)
