@@ -459,8 +459,10 @@ def score_members(
     Validation: trained on features at now - 2 x horizon, tested on now - horizon (the latest
     held-out period). Scoring: refitted on features at now - horizon with the labels of the last
     horizon, applied to the features at ``now``. ``risk_source`` says where ``churn_risk`` came
-    from: "classifier"; with too few labelled customers the BG/NBD's P(no purchase in the
-    horizon) ("bgnbd"), else the churn rate by recency of the labelled customers ("recency"),
+    from: "classifier"; "recency" when the classifier ranked the held-out period worse than days
+    since the last purchase (model selection on that period); with too few labelled customers
+    the BG/NBD's P(no purchase in the horizon) ("bgnbd"), else the churn rate by recency of the
+    labelled customers ("recency"),
     else NaN ("none"); the report's ``risk_note`` says why. ``clv`` (``clv_months`` months) and
     ``expected_spend`` are NaN where the value models are degenerate.
     """
@@ -478,7 +480,17 @@ def score_members(
     features = current.features
     too_few = _too_few(labelled.labels)
     n, churned = len(labelled.labels), int(labelled.labels.sum())
-    if too_few is None:
+    recency_auc = report.baselines.get("recency", float("nan"))
+    if too_few is None and recency_auc > report.auc and n >= MIN_FOR_RECENCY and 0 < churned < n:
+        # Model selection on the held-out period: a small shop's classifier can rank worse than
+        # days since the last order; then the simpler, calibrated recency curve is the score.
+        source = "recency"
+        note = (
+            f"the classifier ranked the held-out period worse (AUC {report.auc:.3f}) than days since the "
+            f"last purchase ({recency_auc:.3f}): the churn rate by recency instead"
+        )
+        risk = _recency_curve(labelled, current)
+    elif too_few is None:
         source, note = "classifier", None
         risk = ChurnModel(estimator).fit(labelled.history.features, labelled.labels).predict_proba(features)
     elif current.bgnbd is not None:
