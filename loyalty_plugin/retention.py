@@ -73,8 +73,8 @@ def member_attributes(store: Store, settings: Settings) -> Callable[[pd.Timestam
         points = session.execute(
             select(
                 Member.user_id,
-                func.sum(LedgerEntry.points).filter(LedgerEntry.kind.in_(EARNED)),
-                -func.sum(LedgerEntry.points).filter(LedgerEntry.kind == "redeem"),
+                func.sum(LedgerEntry.points).filter(LedgerEntry.kind.in_(EARNED)).label("earned"),
+                (-func.sum(LedgerEntry.points).filter(LedgerEntry.kind == "redeem")).label("spent"),
             )
             .join(LedgerEntry, LedgerEntry.member_id == Member.id)
             .where(window)
