@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, update
 from sqlalchemy.exc import StatementError
@@ -23,6 +24,9 @@ from .joblock import job_lock, worker_name
 from .jobs import JOBS, JobContext
 from .models import JobRun
 from .money import utcnow
+
+if TYPE_CHECKING:
+    from .extension import LoyaltyState
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +43,9 @@ def _claim(engine: Engine, job: str, scheduled_for: datetime, trigger: str, work
         return connection.scalar(stmt)
 
 
-def _finish(engine: Engine, run_id: int, status: str, counts: dict | None = None, error: str | None = None) -> None:
+def _finish(
+    engine: Engine, run_id: int, status: str, counts: dict[str, int] | None = None, error: str | None = None
+) -> None:
     with engine.begin() as connection:
         connection.execute(
             update(JobRun)
@@ -59,7 +65,7 @@ def _close_interrupted(engine: Engine, job: str, run_id: int) -> None:
 
 
 def run_job(
-    state,
+    state: LoyaltyState,
     job: str,
     *,
     trigger: str = "manual",

@@ -8,11 +8,13 @@ Tier evaluation is one transaction: killed, it leaves nothing behind.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, select, update
+from sqlalchemy.orm import Session
 
 from . import ledger, signals, tiers
 from .config import Settings
@@ -95,7 +97,7 @@ def warn_expiring(store: Store, *, now: datetime, settings: Settings, batch: int
             return JobResult(warned)
 
 
-def _announce_expiring(session, due) -> None:
+def _announce_expiring(session: Session, due: Sequence[Row[Any]]) -> None:
     per_member: dict[int, tuple[int, datetime]] = {}
     for row in due:
         points, first = per_member.get(row.member_id, (0, row.expires_at))

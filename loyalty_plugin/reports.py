@@ -18,8 +18,8 @@ from sqlalchemy import BigInteger, func, select, type_coerce
 from sqlalchemy.orm import Session, aliased
 
 from .config import Settings
-from .models import ChurnAlert, Member, MemberScore, MemberSegment, ModelReport, Order, TierChange
-from .tiers import spend_expression
+from .models import ChurnAlert, Member, MemberScore, MemberSegment, ModelReport, TierChange
+from .tiers import spend_by_member
 
 
 @dataclass
@@ -170,13 +170,7 @@ def tiers_report(session: Session, *, now: datetime, settings: Settings) -> Repo
         "tiers",
         ["user_id", "tier", "tier_reached_at", "qualifying_spend", "points_available", "points_pending", "enrolled_at"],
     )
-    since = now - timedelta(days=settings.tier_window_days)
-    spend = (
-        select(Order.member_id, func.sum(spend_expression(settings)).label("cents"))
-        .where(Order.member_id.is_not(None), Order.placed_at > since, Order.placed_at <= now)
-        .group_by(Order.member_id)
-        .subquery()
-    )
+    spend = spend_by_member(settings, now=now)
     rows = session.execute(
         select(
             Member.user_id,

@@ -82,12 +82,10 @@ def member_attributes(store: Store, settings: Settings) -> Callable[[pd.Timestam
         ).all()
         users = session.scalars(select(Member.user_id).where(Member.enrolled_at <= moment)).all()
         frame = pd.DataFrame(index=pd.Index(users, name="customer"))
-        frame["tier_rank"] = 0
-        frame.loc[[u for u, _ in tiers if u in frame.index], "tier_rank"] = [
-            ranks.get(code, 0) for u, code in tiers if u in frame.index
-        ]
-        earned = pd.DataFrame(points, columns=["customer", "points_earned", "points_spent"]).set_index("customer")
-        frame = frame.join(earned.fillna(0)).fillna({"points_earned": 0, "points_spent": 0})
+        tier_of = {user_id: ranks.get(code, 0) for user_id, code in tiers}
+        frame["tier_rank"] = [tier_of.get(user_id, 0) for user_id in frame.index]
+        activity = pd.DataFrame(points, columns=["customer", "points_earned", "points_spent"]).set_index("customer")
+        frame = frame.join(activity).fillna({"points_earned": 0, "points_spent": 0})
         return frame if len(frame) else None
 
     return at

@@ -13,6 +13,7 @@ from decimal import Decimal
 
 from sqlalchemy import BigInteger, and_, case, delete, func, insert, select, type_coerce, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Subquery
 
 from . import signals
 from .config import Settings
@@ -42,6 +43,17 @@ def spend_expression(settings: Settings):
     return type_coerce(spend, BigInteger)
 
 
+def spend_by_member(settings: Settings, *, now: datetime) -> Subquery:
+    """(member_id, cents): each member's qualifying spend over the rolling window ending ``now``."""
+    since = now - timedelta(days=settings.tier_window_days)
+    return (
+        select(Order.member_id, func.sum(spend_expression(settings)).label("cents"))
+        .where(Order.member_id.is_not(None), Order.placed_at > since, Order.placed_at <= now)
+        .group_by(Order.member_id)
+        .subquery()
+    )
+
+
 def qualifying_spend(session: Session, member: Member, *, now: datetime, settings: Settings) -> Decimal:
     since = now - timedelta(days=settings.tier_window_days)
     cents = session.scalar(
@@ -67,14 +79,8 @@ def evaluate_tiers(session: Session, *, now: datetime, settings: Settings) -> Ti
     nights a few hundred rows leave the database, not one per member.
     """
     sync_tiers(session, settings)
-    since = now - timedelta(days=settings.tier_window_days)
     protected_after = now - timedelta(days=settings.tier_keep_days)
-    spend = (
-        select(Order.member_id, func.sum(spend_expression(settings)).label("cents"))
-        .where(Order.member_id.is_not(None), Order.placed_at > since, Order.placed_at <= now)
-        .group_by(Order.member_id)
-        .subquery()
-    )
+    spend = spend_by_member(settings, now=now)
     cents = func.coalesce(spend.c.cents, 0)
     current = case({tier.code: tier.rank for tier in settings.tiers}, value=Member.tier_code, else_=0)
     # The highest tier whose threshold the spend reaches. A net spend below zero (an order

@@ -22,7 +22,7 @@ from loyalty_plugin.models import (
     ModelReport,
     PointLot,
 )
-from loyalty_plugin.retention import _alert_candidates, raise_alerts, settle_alerts
+from loyalty_plugin.retention import _alert_candidates, member_attributes, raise_alerts, settle_alerts
 
 from .conftest import make_app
 
@@ -238,3 +238,24 @@ def test_a_custom_segment_map_names_the_segments(configured, clock):
             loyalty.state().store.session.scalars(select(MemberSegment.segment).where(MemberSegment.kind == "rfm"))
         )
     assert names <= {"Recent", "Quiet"} and names
+
+
+def test_member_attributes_are_read_as_they_were_at_the_cutoff(app, clock):
+    state = app.extensions["loyalty"]
+    with app.app_context():
+        loyalty = Loyalty()
+        loyalty.enroll("big")
+        loyalty.enroll("small")
+        loyalty.record_order("o1", "big", "1500.00")
+        before_upgrade = clock.now
+        clock.advance(days=20)
+        run_job(state, "release")
+        run_job(state, "tiers")
+        attributes = member_attributes(state.store, state.settings)
+        then = attributes(pd.Timestamp(before_upgrade))
+        now = attributes(pd.Timestamp(clock.now))
+    assert then.loc["big", "tier_rank"] == 0 and now.loc["big", "tier_rank"] == 1
+    assert then.loc["big", "points_earned"] == state.settings.signup_points
+    assert now.loc["big", "points_earned"] == state.settings.signup_points + 1500
+    assert now.loc["small", "points_earned"] == state.settings.signup_points
+    assert (now["points_spent"] == 0).all()
