@@ -600,7 +600,12 @@ def prepare_database(url: str, *, fresh: bool = True) -> None:
         if "bench" not in (parsed.database or ""):
             raise SystemExit(f"Refusing to empty {parsed.database!r}: bench databases must have 'bench' in the name.")
         import psycopg
+        from psycopg import sql
 
+        server = libpq_url(parsed.set(database="postgres").render_as_string(hide_password=False))
+        with psycopg.connect(server, autocommit=True) as conn:
+            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [parsed.database]).fetchone() is None:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(parsed.database)))
         with psycopg.connect(libpq_url(url), autocommit=True) as conn:
             conn.execute("DROP SCHEMA public CASCADE")
             conn.execute("CREATE SCHEMA public")

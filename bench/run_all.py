@@ -21,6 +21,7 @@ BENCHES = {
     "tiers": "bench.bench_tiers",
     "import": "bench.bench_import",
     "value_models": "bench.bench_value_models",
+    "churn_scan": "bench.bench_churn_scan",
 }
 
 

@@ -60,6 +60,16 @@ def wait_for(check: Callable[[], Any], what: str) -> Any:
     raise AssertionError(f"gave up waiting for {what}")
 
 
+def kill_when(job: subprocess.Popen, check: Callable[[], Any], what: str) -> None:
+    """SIGKILL ``job`` once ``check`` holds; a job that ended first fails the test with its output."""
+    try:
+        wait_for(lambda: check() or job.poll() is not None, what)
+        assert job.poll() is None, f"the job ended before it could be killed: {job.communicate()}"
+    finally:
+        job.kill()
+        job.wait(timeout=30)
+
+
 @pytest.fixture
 def engine(database_url: str):
     engine = create_engine(normalise_url(database_url))
@@ -110,12 +120,18 @@ def test_expiry_killed_mid_run_is_finished_by_the_next_run_without_doing_anythin
     later = (datetime(2026, 1, 5) + timedelta(days=400)).isoformat()
     expired = select(func.count()).where(LedgerEntry.kind == "expire")
 
-    job = flask(database_url, "run-job", "expire", "--now", later, LOYALTY_JOBS_BATCH_SIZE=20)
-    wait_for(lambda: count(engine, expired) > 0 or job.poll() is not None, "the first committed batch")
-    job.send_signal(signal.SIGKILL)
-    job.wait(timeout=30)
+    job = flask(
+        database_url,
+        "run-job",
+        "expire",
+        "--now",
+        later,
+        LOYALTY_JOBS_BATCH_SIZE=20,
+        PAUSE_AFTER_WRITING="loyalty_ledger_entries",
+    )
+    kill_when(job, lambda: count(engine, expired) > 0, "the first committed batch")
     done_before_kill = count(engine, expired)
-    assert 0 < done_before_kill < lots, "the run was not stopped mid-way"
+    assert done_before_kill == 20, "the run was not stopped after its first batch"
 
     rerun = flask(database_url, "run-job", "expire", "--now", later, LOYALTY_JOBS_BATCH_SIZE=20)
     output, errors = rerun.communicate(timeout=DEADLINE)
@@ -174,12 +190,19 @@ def test_churn_scan_killed_mid_run_leaves_no_duplicate_score_alert_or_coupon(app
             state.store, state.settings, seed=5, customers=300, days=365, now=SCAN, create_users=None, progress=None
         )
     config = {"LOYALTY_JOBS_BATCH_SIZE": 5, "LOYALTY_WINBACK_REWARD": 1}
-    job = flask(database_url, "run-job", "churn", "--now", SCAN.isoformat(), **config)
+    job = flask(
+        database_url,
+        "run-job",
+        "churn",
+        "--now",
+        SCAN.isoformat(),
+        PAUSE_AFTER_WRITING="loyalty_member_scores",
+        **config,
+    )
     scored = select(func.count()).select_from(MemberScore)
-    wait_for(lambda: count(engine, scored) > 0 or job.poll() is not None, "the first committed scores")
-    job.send_signal(signal.SIGKILL)
-    job.wait(timeout=30)
+    kill_when(job, lambda: count(engine, scored) > 0, "the first committed scores")
     written_before_kill = count(engine, scored)
+    assert written_before_kill == 5, "the run was not stopped after its first batch of scores"
 
     rerun = flask(database_url, "run-job", "churn", "--now", SCAN.isoformat(), **config)
     output, errors = rerun.communicate(timeout=DEADLINE)
