@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import BigInteger, func, select, text, type_coerce, update
+from sqlalchemy import BigInteger, func, literal_column, select, text, type_coerce, update
 from sqlalchemy.orm import Session
 
 from . import rewards, signals
@@ -77,14 +77,15 @@ def member_attributes(store: Store, settings: Settings) -> Callable[[pd.Timestam
         window = (LedgerEntry.created_at > since) & (LedgerEntry.created_at <= moment)
         # Summed per member id before the join; "+ 0" keeps SQLite from walking the ledger in
         # member-index order (a random read per entry), three times slower than a plain scan.
+        member = LedgerEntry.member_id + literal_column("0")
         activity = (
             select(
-                (LedgerEntry.member_id + 0).label("member_id"),
+                member.label("member_id"),
                 func.sum(LedgerEntry.points).filter(LedgerEntry.kind.in_(EARNED)).label("earned"),
                 (-func.sum(LedgerEntry.points).filter(LedgerEntry.kind == "redeem")).label("spent"),
             )
             .where(window)
-            .group_by(LedgerEntry.member_id + 0)
+            .group_by(member)
             .subquery()
         )
         points = session.execute(
