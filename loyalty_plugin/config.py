@@ -34,6 +34,11 @@ _WEBHOOK_HELP = (
     "none: webhooks are off."
 )
 
+DEFAULT_CSP = (
+    "default-src 'self'; img-src 'self' data:; script-src 'self'; style-src 'self'; object-src 'none'; "
+    "base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+
 #: Every setting the plugin reads, with its default. The README's table is generated from it.
 DEFAULTS: dict[str, Any] = {
     "LOYALTY_DATABASE_URI": None,
@@ -72,6 +77,11 @@ DEFAULTS: dict[str, Any] = {
     "LOYALTY_CLV_MONTHS": 12,
     "LOYALTY_WINBACK_REWARD": None,
     "LOYALTY_ALERT_OUTCOME_DAYS": 60,
+    "LOYALTY_PAGE_SIZE": 20,
+    "LOYALTY_RATE_LIMIT_STORAGE_URI": "memory://",
+    "LOYALTY_RATE_LIMIT_COUPONS": "10 per minute",
+    "LOYALTY_RATE_LIMIT_REDEEM": "10 per minute",
+    "LOYALTY_CONTENT_SECURITY_POLICY": DEFAULT_CSP,
 }
 
 DESCRIPTIONS: dict[str, str] = {
@@ -111,6 +121,11 @@ DESCRIPTIONS: dict[str, str] = {
     "LOYALTY_CLV_MONTHS": "Months of customer lifetime value the value model predicts.",
     "LOYALTY_WINBACK_REWARD": "Reward id given free with each churn alert as a win-back coupon; none: no coupon.",
     "LOYALTY_ALERT_OUTCOME_DAYS": "Days after an alert in which an order counts as the member coming back.",
+    "LOYALTY_PAGE_SIZE": "Rows per page of the points history (pages and API).",
+    "LOYALTY_RATE_LIMIT_STORAGE_URI": "Where rate-limit counts live: `memory://` (one process) or `redis://host:6379`.",
+    "LOYALTY_RATE_LIMIT_COUPONS": "How often one member (or address) may check a coupon code.",
+    "LOYALTY_RATE_LIMIT_REDEEM": "How often one member may redeem a reward.",
+    "LOYALTY_CONTENT_SECURITY_POLICY": "Content-Security-Policy of the plugin's pages; none: the shop sets its own.",
 }
 
 
@@ -168,6 +183,11 @@ class Settings:
     clv_months: int
     winback_reward: int | None
     alert_outcome_days: int
+    page_size: int
+    rate_limit_storage_uri: str
+    rate_limit_coupons: str
+    rate_limit_redeem: str
+    content_security_policy: str | None
 
     def tier(self, code: str) -> Tier:
         for tier in self.tiers:
@@ -303,6 +323,34 @@ def _optional_id(key: str, value: Any) -> int | None:
     return None if value is None else _int(key, value, minimum=1)
 
 
+def _rate(key: str, value: Any) -> str:
+    from limits import parse_many
+
+    try:
+        parse_many(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key}: {value!r} is not a rate like '10 per minute'.") from None
+    return value
+
+
+def _storage_uri(value: Any) -> str:
+    from limits.storage import storage_from_string
+
+    try:
+        storage_from_string(value)
+    except Exception:
+        raise ConfigError(
+            f"LOYALTY_RATE_LIMIT_STORAGE_URI: {value!r} is not usable (memory:// or redis://host:6379)."
+        ) from None
+    return value
+
+
+def _optional_text(key: str, value: Any) -> str | None:
+    if value is None or (isinstance(value, str) and value.strip()):
+        return value
+    raise ConfigError(f"{key}: must be text or none.")
+
+
 def load_settings(config: Mapping[str, Any]) -> Settings:
     """Validate every ``LOYALTY_*`` key of ``config``, defaults filled in."""
     unknown = sorted(k for k in config if k.startswith("LOYALTY_") and k not in DEFAULTS)
@@ -353,4 +401,9 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         clv_months=_int("LOYALTY_CLV_MONTHS", c["LOYALTY_CLV_MONTHS"], minimum=1),
         winback_reward=_optional_id("LOYALTY_WINBACK_REWARD", c["LOYALTY_WINBACK_REWARD"]),
         alert_outcome_days=_int("LOYALTY_ALERT_OUTCOME_DAYS", c["LOYALTY_ALERT_OUTCOME_DAYS"], minimum=1),
+        page_size=_int("LOYALTY_PAGE_SIZE", c["LOYALTY_PAGE_SIZE"], minimum=1),
+        rate_limit_storage_uri=_storage_uri(c["LOYALTY_RATE_LIMIT_STORAGE_URI"]),
+        rate_limit_coupons=_rate("LOYALTY_RATE_LIMIT_COUPONS", c["LOYALTY_RATE_LIMIT_COUPONS"]),
+        rate_limit_redeem=_rate("LOYALTY_RATE_LIMIT_REDEEM", c["LOYALTY_RATE_LIMIT_REDEEM"]),
+        content_security_policy=_optional_text("LOYALTY_CONTENT_SECURITY_POLICY", c["LOYALTY_CONTENT_SECURITY_POLICY"]),
     )

@@ -1,10 +1,19 @@
 """The exceptions the plugin raises at its callers.
 
 Every message is written for the customer or admin who will read it; ``code`` is the
-stable identifier a program (or the JSON API) branches on.
+stable identifier a program (or the JSON API) branches on. A message is an English template
+with named ``params``, so the member pages can show it in the member's language
+(``i18n.error_message``) while ``message`` stays English for logs, the CLI and programs.
 """
 
 from __future__ import annotations
+
+from typing import Any
+
+
+def N_(message: str) -> str:
+    """Marks a message for translation where it is defined; it is translated where shown."""
+    return message
 
 
 class LoyaltyError(Exception):
@@ -13,9 +22,11 @@ class LoyaltyError(Exception):
     code = "loyalty_error"
     http_status = 400
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(self, message: str, *, code: str | None = None, params: dict[str, Any] | None = None) -> None:
+        self.template = message
+        self.params = params or {}
+        self.message = message % self.params if self.params else message
+        super().__init__(self.message)
         if code is not None:
             self.code = code
 
@@ -27,7 +38,27 @@ class NotEnrolled(LoyaltyError):
     code = "not_enrolled"
     http_status = 404
 
-    def __init__(self, message: str = "You are not a member of the loyalty program yet.") -> None:
+    def __init__(self, message: str = N_("You are not a member of the loyalty program yet.")) -> None:
+        super().__init__(message)
+
+
+class LoginRequired(LoyaltyError):
+    code = "login_required"
+    http_status = 401
+
+    def __init__(self, message: str = N_("Please log in first.")) -> None:
+        super().__init__(message)
+
+
+class CsrfFailed(LoyaltyError):
+    """A cookie-authenticated write without the page's CSRF token: refused, nothing changed."""
+
+    code = "csrf_failed"
+    http_status = 400
+
+    def __init__(
+        self, message: str = N_("This request is missing its security token. Reload the page and try again.")
+    ) -> None:
         super().__init__(message)
 
 
@@ -35,7 +66,7 @@ class AlreadyEnrolled(LoyaltyError):
     code = "already_enrolled"
     http_status = 409
 
-    def __init__(self, message: str = "You are already a member of the loyalty program.") -> None:
+    def __init__(self, message: str = N_("You are already a member of the loyalty program.")) -> None:
         super().__init__(message)
 
 
@@ -44,7 +75,10 @@ class InsufficientPoints(LoyaltyError):
     http_status = 409
 
     def __init__(self, needed: int, available: int) -> None:
-        super().__init__(f"This needs {needed:,} points and you have {max(available, 0):,} available.")
+        super().__init__(
+            N_("This needs %(needed)s points and you have %(available)s available."),
+            params={"needed": f"{needed:,}", "available": f"{max(available, 0):,}"},
+        )
         self.needed = needed
         self.available = available
 
@@ -55,8 +89,8 @@ class RewardUnavailable(LoyaltyError):
     code = "reward_unavailable"
     http_status = 409
 
-    def __init__(self, message: str, *, reason: str) -> None:
-        super().__init__(message, code=reason)
+    def __init__(self, message: str, *, reason: str, params: dict[str, Any] | None = None) -> None:
+        super().__init__(message, code=reason, params=params)
         self.reason = reason
 
 
@@ -67,15 +101,15 @@ class InvalidCoupon(LoyaltyError):
     http_status = 409
 
     MESSAGES = {
-        "not_found": "This coupon code is not valid.",
-        "used": "This coupon has already been used.",
-        "expired": "This coupon has expired.",
-        "void": "This coupon is no longer valid.",
-        "min_order": "This coupon needs a larger order.",
+        "not_found": N_("This coupon code is not valid."),
+        "used": N_("This coupon has already been used."),
+        "expired": N_("This coupon has expired."),
+        "void": N_("This coupon is no longer valid."),
+        "min_order": N_("This coupon needs a larger order."),
     }
 
-    def __init__(self, reason: str, message: str | None = None) -> None:
-        super().__init__(message or self.MESSAGES[reason], code=f"coupon_{reason}")
+    def __init__(self, reason: str, message: str | None = None, *, params: dict[str, Any] | None = None) -> None:
+        super().__init__(message or self.MESSAGES[reason], code=f"coupon_{reason}", params=params)
         self.reason = reason
 
 
@@ -92,8 +126,8 @@ class BadInput(LoyaltyError):
     code = "bad_input"
     http_status = 422
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, field: str | None = None, params: dict[str, Any] | None = None) -> None:
+        super().__init__(message, params=params)
         self.field = field
 
 

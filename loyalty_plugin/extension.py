@@ -40,6 +40,8 @@ class LoyaltyState:
     clock: Callable[[], datetime] = field(default=utcnow)
     #: The in-process scheduler, when ``LOYALTY_SCHEDULER`` starts one.
     scheduler: Any = None
+    #: The plugin's Flask-Limiter (coupon checks, redemptions).
+    limiter: Any = None
 
 
 class Loyalty:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from . import audit, ledger, signals
 from .config import Settings
 from .database import lock_member
-from .errors import AlreadyEnrolled, BadInput, NotEnrolled
+from .errors import N_, AlreadyEnrolled, BadInput, NotEnrolled
 from .models import Coupon, LedgerEntry, Member, Order
 from .money import to_points, to_required_text, to_text
 
@@ -34,7 +34,7 @@ def new_referral_code() -> str:
 def _email(value: Any) -> str | None:
     email = to_text(value, "email", max_length=320, required=False)
     if email is not None and ("@" not in email or email.startswith("@") or email.endswith("@")):
-        raise BadInput("email does not look like an email address.", field="email")
+        raise BadInput(N_("email does not look like an email address."), field="email")
     return email
 
 
@@ -45,11 +45,11 @@ def _birthday(value: Any, today: date) -> date | None:
         try:
             value = date.fromisoformat(value)
         except ValueError:
-            raise BadInput("birthday must be a date like 1990-05-17.", field="birthday") from None
+            raise BadInput(N_("birthday must be a date like 1990-05-17."), field="birthday") from None
     if isinstance(value, datetime):
         value = value.date()
     if not isinstance(value, date) or not date(1900, 1, 1) <= value <= today:
-        raise BadInput("birthday must be a real date in the past.", field="birthday")
+        raise BadInput(N_("birthday must be a real date in the past."), field="birthday")
     return value
 
 
@@ -89,9 +89,9 @@ def enroll(
             select(Member).where(Member.referral_code == code.upper(), Member.erased_at.is_(None))
         ).one_or_none()
         if referrer is None:
-            raise BadInput("This referral code is not valid.", field="referral_code")
+            raise BadInput(N_("This referral code is not valid."), field="referral_code")
         if email_value and referrer.email and referrer.email.lower() == email_value.lower():
-            raise BadInput("You cannot use your own referral code.", field="referral_code")
+            raise BadInput(N_("You cannot use your own referral code."), field="referral_code")
     member = Member(
         user_id=uid,
         email=email_value,

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from . import audit, ledger, signals
 from .config import Settings
 from .database import lock_member
-from .errors import BadInput, InsufficientPoints, InvalidCoupon, NotEnrolled, RewardUnavailable
+from .errors import N_, BadInput, InsufficientPoints, InvalidCoupon, NotEnrolled, RewardUnavailable
 from .models import Coupon, Member, Reward
 from .money import CENT, to_money, to_points, to_text
 
@@ -160,23 +160,26 @@ def redeem(session: Session, user_id: Any, reward_id: Any, *, now: datetime, set
         raise BadInput("reward_id must be a reward's number.", field="reward_id") from None
     reward = session.get(Reward, rid, with_for_update=True, populate_existing=True)
     if reward is None:
-        raise RewardUnavailable("There is no such reward.", reason="reward_not_found")
+        raise RewardUnavailable(N_("There is no such reward."), reason="reward_not_found")
     if not reward.active:
-        raise RewardUnavailable("This reward is no longer available.", reason="reward_retired")
+        raise RewardUnavailable(N_("This reward is no longer available."), reason="reward_retired")
     if reward.min_tier is not None:
         needed = settings.tier(reward.min_tier)
         if settings.tier(member.tier_code).rank < needed.rank:
             raise RewardUnavailable(
-                f"This reward is for {needed.name} members and above.", reason="reward_tier_restricted"
+                N_("This reward is for %(tier)s members and above."),
+                reason="reward_tier_restricted",
+                params={"tier": needed.name},
             )
     if reward.stock is not None and reward.stock <= 0:
-        raise RewardUnavailable("This reward is out of stock.", reason="reward_out_of_stock")
+        raise RewardUnavailable(N_("This reward is out of stock."), reason="reward_out_of_stock")
     if reward.per_member_limit is not None:
         taken = session.scalar(select(func.count()).where(Coupon.member_id == member.id, Coupon.reward_id == reward.id))
         if taken >= reward.per_member_limit:
             raise RewardUnavailable(
-                f"You have already redeemed this reward the most times allowed ({reward.per_member_limit}).",
+                N_("You have already redeemed this reward the most times allowed (%(limit)s)."),
                 reason="reward_limit_reached",
+                params={"limit": reward.per_member_limit},
             )
     if member.points_balance < reward.cost_points:
         raise InsufficientPoints(reward.cost_points, member.points_balance)
@@ -282,7 +285,11 @@ def check_coupon(session: Session, code: Any, user_id: Any, order_total: Any, *,
     coupon, _member = _owned_coupon(session, code, user_id)
     _refuse_unusable(coupon, now)
     if coupon.min_order_total is not None and total < coupon.min_order_total:
-        raise InvalidCoupon("min_order", f"This coupon needs an order of at least {coupon.min_order_total}.")
+        raise InvalidCoupon(
+            "min_order",
+            N_("This coupon needs an order of at least %(amount)s."),
+            params={"amount": coupon.min_order_total},
+        )
     return discount_for(coupon, total)
 
 

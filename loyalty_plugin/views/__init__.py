@@ -7,16 +7,24 @@ from importlib.resources import files
 from flask import Flask
 
 from ..config import Settings
+from ..i18n import init_app as init_i18n
+from ..security import install_rate_limits
+from .widgets import loyalty_badge, loyalty_recommendations
 
 
 def register_views(app: Flask, settings: Settings) -> None:
+    from . import portal_privacy, portal_rewards  # noqa: F401 - their routes join the portal blueprint
     from .api import api
     from .portal import portal
 
+    init_i18n(app)
     portal.template_folder = str(files("loyalty_plugin.templates"))
     portal.static_folder = str(files("loyalty_plugin.static") / "loyalty")
     app.register_blueprint(portal, url_prefix=settings.url_prefix)
     app.register_blueprint(api, url_prefix=f"{settings.url_prefix}/api/v1")
+    app.add_template_global(loyalty_badge)
+    app.add_template_global(loyalty_recommendations)
+    app.extensions["loyalty"].limiter = install_rate_limits(app, settings)
     _exempt_webhooks_from_csrf(app)
     app.before_request(lambda: _exempt_webhooks_from_csrf(app))
 

@@ -7,23 +7,32 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from flask_login import current_user
+from flask_wtf.csrf import generate_csrf, validate_csrf
+from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
+from wtforms import ValidationError
 
-from .. import ledger, members, orders, tiers
-from ..errors import BadInput, LoyaltyError, NotEnrolled
+from .. import account, ledger, members, orders, rewards
+from ..errors import BadInput, CsrfFailed, LoginRequired, LoyaltyError, NotEnrolled
+from ..i18n import error_message
+from ..models import Coupon, Member
 from ..openapi import document
-from ..rewards import display_code, member_coupons
+from ..popularity import recommendations_for
+from ..rewards import display_code, member_coupons, normalise_code
+from ..security import add_headers
 from ..webhooks import HEADER, BadSignature, verify
 
 api = Blueprint("loyalty_api", __name__)
 
 ORDER_FIELDS = {"order_id", "user_id", "total", "lines", "placed_at", "shipping", "tax"}
 REFUND_FIELDS = {"refund_id", "order_id", "amount"}
+COUPON_STATES = ("active", "used", "expired", "void")
 
 
 def _state():
@@ -34,52 +43,122 @@ def error(code: str, message: str, status: int) -> tuple[Response, int]:
     return jsonify({"error": {"code": code, "message": message}}), status
 
 
+@api.after_request
+def _headers(response: Response) -> Response:
+    return add_headers(response, _state().settings)
+
+
 @api.errorhandler(LoyaltyError)
 def _loyalty_error(exc: LoyaltyError) -> tuple[Response, int]:
     _state().store.session.rollback()
-    return error(exc.code, exc.message, exc.http_status)
+    return error(exc.code, error_message(exc), exc.http_status)
 
 
 @api.errorhandler(HTTPException)
 def _http_error(exc: HTTPException) -> tuple[Response, int]:
-    return error(exc.name.lower().replace(" ", "_"), exc.description or exc.name, exc.code or 500)
+    response, status = error(exc.name.lower().replace(" ", "_"), exc.description or exc.name, exc.code or 500)
+    if exc.code == 429 and exc.response is not None:
+        response.headers.update(
+            {k: v for k, v in exc.response.headers.items() if k.lower().startswith(("retry", "x-ratelimit"))}
+        )
+    return response, status
 
 
 def _money(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
 
 
+def _member(session: Any) -> Member:
+    """The logged-in user's membership; 401 for visitors, 404 for users who have not joined."""
+    if not current_user.is_authenticated:
+        raise LoginRequired()
+    member = members.get_member(session, current_user.get_id())
+    if member is None:
+        raise NotEnrolled()
+    return member
+
+
+def _require_csrf() -> None:
+    """Cookie-authenticated writes need the CSRF token (``X-CSRFToken``), as the forms do."""
+    if not current_app.config.get("WTF_CSRF_ENABLED", True):
+        return
+    try:
+        validate_csrf(request.headers.get("X-CSRFToken") or request.headers.get("X-CSRF-Token"))
+    except ValidationError:
+        raise CsrfFailed() from None
+
+
+def _json_body(fields: set[str]) -> dict[str, Any]:
+    try:
+        payload = json.loads(request.get_data(cache=True) or b"{}", parse_float=Decimal)
+    except ValueError:
+        raise BadInput("The body is not valid JSON.") from None
+    if not isinstance(payload, dict):
+        raise BadInput("The body must be a JSON object.")
+    unknown = sorted(set(payload) - fields)
+    if unknown:
+        raise BadInput(f"Unknown field {unknown[0]!r}.", field=unknown[0])
+    return payload
+
+
+def _int_arg(name: str, default: int, *, lo: int, hi: int) -> int:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadInput(f"{name} must be a whole number.", field=name) from None
+    if not lo <= value <= hi:
+        raise BadInput(f"{name} must be between {lo} and {hi}.", field=name)
+    return value
+
+
+def coupon_json(coupon: Coupon, now: datetime) -> dict[str, Any]:
+    return {
+        "id": coupon.id,
+        "code": display_code(coupon.code),
+        "kind": coupon.kind,
+        "amount": _money(coupon.amount),
+        "percent": _money(coupon.percent),
+        "max_discount": _money(coupon.max_discount),
+        "min_order_total": _money(coupon.min_order_total),
+        "sku": coupon.sku,
+        "status": account.coupon_state(coupon, now),
+        "issued_at": coupon.issued_at.isoformat(),
+        "valid_until": coupon.valid_until.isoformat(),
+        "used_at": coupon.used_at.isoformat() if coupon.used_at else None,
+    }
+
+
 @api.get("/me")
 def me() -> Any:
-    if not current_user.is_authenticated:
-        return error("login_required", "Please log in first.", 401)
     state = _state()
+    now = state.clock()
     with state.store.work(write=False) as session:
-        member = members.get_member(session, current_user.get_id())
-        if member is None:
-            raise NotEnrolled()
-        balance = ledger.balance_of(session, member, now=state.clock(), settings=state.settings)
-        tier = state.settings.tier(member.tier_code)
-        spend = tiers.qualifying_spend(session, member, now=state.clock(), settings=state.settings)
-        above = [t for t in state.settings.tiers if t.rank > tier.rank]
+        member = _member(session)
+        balance = ledger.balance_of(session, member, now=now, settings=state.settings)
+        progress = account.tier_progress(session, member, now=now, settings=state.settings)
         upcoming = None
-        if above:
+        if progress.next_tier:
             upcoming = {
-                "code": above[0].code,
-                "name": above[0].name,
-                "spend_to_go": _money(max(above[0].threshold - spend, Decimal(0))),
+                "code": progress.next_tier.code,
+                "name": progress.next_tier.name,
+                "spend_to_go": _money(progress.to_go),
+                "by": progress.deadline.isoformat() if progress.deadline else None,
             }
-        coupons = member_coupons(session, member)
         return jsonify(
             {
                 "member": {
                     "referral_code": member.referral_code,
                     "enrolled_at": member.enrolled_at.isoformat(),
                     "tier": {
-                        "code": tier.code,
-                        "name": tier.name,
+                        "code": progress.tier.code,
+                        "name": progress.tier.name,
                         "since": member.tier_reached_at.isoformat(),
-                        "qualifying_spend": _money(spend),
+                        "qualifying_spend": _money(progress.spend),
+                        "kept_until": progress.keep_until.isoformat() if progress.keep_until else None,
+                        "spend_to_keep": _money(progress.keep_to_go),
                         "next": upcoming,
                     },
                 },
@@ -91,16 +170,160 @@ def me() -> Any:
                     "next_expiry": balance.next_expiry.isoformat() if balance.next_expiry else None,
                 },
                 "coupons": [
-                    {
-                        "code": display_code(c.code),
-                        "kind": c.kind,
-                        "amount": _money(c.amount),
-                        "status": c.status,
-                        "valid_until": c.valid_until.isoformat(),
-                    }
-                    for c in coupons
-                    if c.status == "active"
+                    coupon_json(c, now)
+                    for c in member_coupons(session, member)
+                    if account.coupon_state(c, now) == "active"
                 ],
+                "csrf_token": generate_csrf(),
+            }
+        )
+
+
+@api.get("/points")
+def points() -> Any:
+    state = _state()
+    page = _int_arg("page", 1, lo=1, hi=10**6)
+    per_page = _int_arg("per_page", state.settings.page_size, lo=1, hi=100)
+    kind = request.args.get("kind")
+    if kind is not None and kind not in account.LEDGER_KINDS:
+        raise BadInput(f"kind must be one of {', '.join(account.LEDGER_KINDS)}.", field="kind")
+    with state.store.work(write=False) as session:
+        entries = account.history(session, _member(session), kind=kind, page=page, per_page=per_page)
+        return jsonify(
+            {
+                "items": [
+                    {
+                        "id": e.id,
+                        "kind": e.kind,
+                        "points": e.points,
+                        "pending": e.pending,
+                        "balance_after": e.balance_after,
+                        "reason": e.reason,
+                        "order_id": e.order_id,
+                        "created_at": e.created_at.isoformat(),
+                    }
+                    for e in entries.items
+                ],
+                "page": entries.page,
+                "per_page": entries.per_page,
+                "pages": entries.pages,
+                "total": entries.total,
+            }
+        )
+
+
+@api.get("/rewards")
+def rewards_list() -> Any:
+    state = _state()
+    with state.store.work(write=False) as session:
+        offers = account.catalog(session, _member(session), settings=state.settings)
+        return jsonify(
+            {
+                "rewards": [
+                    {
+                        "id": o.reward.id,
+                        "name": o.reward.name,
+                        "kind": o.reward.kind,
+                        "cost_points": o.reward.cost_points,
+                        "amount": _money(o.reward.amount),
+                        "percent": _money(o.reward.percent),
+                        "max_discount": _money(o.reward.max_discount),
+                        "min_order_total": _money(o.reward.min_order_total),
+                        "min_tier": o.reward.min_tier,
+                        "stock": o.reward.stock,
+                        "points_short": o.points_short,
+                        "available": o.blocked is None and o.points_short == 0,
+                        "blocked": o.blocked,
+                    }
+                    for o in offers
+                ]
+            }
+        )
+
+
+@api.post("/rewards/<int:reward_id>/redeem")
+def redeem(reward_id: int) -> Any:
+    _require_csrf()
+    state = _state()
+    now = state.clock()
+    with state.store.work() as session:
+        _member(session)
+        coupon = rewards.redeem(session, current_user.get_id(), reward_id, now=now, settings=state.settings)
+        body = coupon_json(coupon, now)
+    state.store.commit()
+    return jsonify({"coupon": body}), 201
+
+
+@api.get("/coupons")
+def coupons() -> Any:
+    state = _state()
+    now = state.clock()
+    status = request.args.get("status")
+    if status is not None and status not in COUPON_STATES:
+        raise BadInput(f"status must be one of {', '.join(COUPON_STATES)}.", field="status")
+    with state.store.work(write=False) as session:
+        mine = member_coupons(session, _member(session))
+        listed = [coupon_json(c, now) for c in mine]
+        return jsonify({"coupons": [c for c in listed if status is None or c["status"] == status]})
+
+
+@api.get("/coupons/<code>")
+def coupon(code: str) -> Any:
+    state = _state()
+    with state.store.work(write=False) as session:
+        member = _member(session)
+        wanted = normalise_code(code)
+        found = session.scalars(select(Coupon).where(Coupon.code == wanted)).one_or_none() if wanted else None
+        if found is None or found.member_id != member.id:
+            return error("not_found", "You have no coupon with this code.", 404)
+        return jsonify({"coupon": coupon_json(found, state.clock())})
+
+
+@api.post("/coupons/check")
+def check_coupon() -> Any:
+    _require_csrf()
+    state = _state()
+    payload = _json_body({"code", "order_total"})
+    with state.store.work(write=False) as session:
+        _member(session)
+        discount = rewards.check_coupon(
+            session, payload.get("code"), current_user.get_id(), payload.get("order_total"), now=state.clock()
+        )
+    return jsonify(
+        {
+            "discount": {
+                "code": display_code(discount.code),
+                "kind": discount.kind,
+                "amount": _money(discount.amount),
+                "free_shipping": discount.free_shipping,
+                "free_item_sku": discount.free_item_sku,
+            }
+        }
+    )
+
+
+@api.get("/recommendations")
+def recommendations() -> Any:
+    state = _state()
+    limit = _int_arg("limit", 8, lo=1, hi=50)
+    with state.store.work(write=False) as session:
+        _member(session)
+        items = recommendations_for(
+            session, current_user.get_id(), limit=limit, now=state.clock(), item_info=state.item_info
+        )
+        return jsonify(
+            {
+                "items": [
+                    {
+                        "sku": i.sku,
+                        "name": i.name,
+                        "url": i.url,
+                        "image_url": i.image_url,
+                        "price": _money(i.price),
+                        "reason": i.reason,
+                    }
+                    for i in items
+                ]
             }
         )
 

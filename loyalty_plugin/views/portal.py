@@ -1,21 +1,43 @@
-"""Member pages. Anonymous visitors are sent to the host's login view and back."""
+"""Member pages: the blueprint, its guard, and the summary pages (dashboard, join, points,
+tiers). Rewards and coupons are in ``portal_rewards``, referral and privacy in
+``portal_privacy``. Anonymous visitors are sent to the host's login view and back.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from werkzeug.exceptions import TooManyRequests
 
-from .. import ledger, members
-from ..errors import ConfigError, LoyaltyError
+from .. import account, ledger, members
+from ..errors import N_, ConfigError, LoyaltyError
 from ..forms import JoinForm
+from ..i18n import error_message, gettext, template_helpers
+from ..models import Member
+from ..popularity import recommendations_for
 from ..rewards import display_code, member_coupons
+from ..security import add_headers
 
 portal = Blueprint("loyalty", __name__, static_url_path="/static")
 
+#: How each ledger kind is named to the member (translated where shown).
+KIND_LABELS = {
+    "earn": N_("Points for an order"),
+    "release": N_("Points now available"),
+    "signup": N_("Welcome bonus"),
+    "birthday": N_("Birthday points"),
+    "referral": N_("Referral bonus"),
+    "award": N_("Activity points"),
+    "redeem": N_("Reward redeemed"),
+    "clawback": N_("Refund"),
+    "expire": N_("Points expired"),
+    "adjust": N_("Adjustment"),
+}
 
-def _state():
+
+def state():
     return current_app.extensions["loyalty"]
 
 
@@ -30,57 +52,111 @@ def _require_login() -> Any:
     return None
 
 
+@portal.after_request
+def _headers(response: Any) -> Any:
+    return add_headers(response, state().settings)
+
+
 @portal.context_processor
 def _layout() -> dict[str, Any]:
-    state = _state()
+    settings = state().settings
     return {
-        "loyalty_base": state.settings.base_template,
-        "currency": state.settings.currency,
+        "loyalty_base": settings.base_template,
+        "currency": settings.currency,
         "display_code": display_code,
+        "kind_labels": KIND_LABELS,
+        **template_helpers(settings.currency),
     }
+
+
+@portal.errorhandler(TooManyRequests)
+def _too_many(exc: TooManyRequests) -> Any:
+    return render_template("loyalty/refused.html", message=exc.description), 429
+
+
+def current_member(session: Any) -> Member:
+    """The logged-in user's membership; visitors who have not joined are sent to the join page."""
+    member = members.get_member(session, current_user.get_id())
+    if member is None or member.erased_at is not None:
+        abort(redirect(url_for("loyalty.join")))
+    return member
+
+
+def refuse(exc: LoyaltyError) -> None:
+    state().store.session.rollback()
+    flash(error_message(exc), "error")
 
 
 @portal.get("/")
 def dashboard() -> Any:
-    state = _state()
-    with state.store.work(write=False) as session:
-        member = members.get_member(session, current_user.get_id())
-        if member is None:
-            return redirect(url_for("loyalty.join"))
-        balance = ledger.balance_of(session, member, now=state.clock(), settings=state.settings)
-        coupons = [c for c in member_coupons(session, member) if c.status == "active"]
+    s = state()
+    now = s.clock()
+    with s.store.work(write=False) as session:
+        member = current_member(session)
         return render_template(
             "loyalty/dashboard.html",
             member=member,
-            balance=balance,
-            tier=state.settings.tier(member.tier_code),
-            coupons=coupons,
+            balance=ledger.balance_of(session, member, now=now, settings=s.settings),
+            progress=account.tier_progress(session, member, now=now, settings=s.settings),
+            activity=account.recent_activity(session, member),
+            active_coupons=sum(1 for c in member_coupons(session, member) if account.coupon_state(c, now) == "active"),
+            recommendations=recommendations_for(session, member.user_id, limit=4, now=now, item_info=s.item_info),
         )
 
 
 @portal.route("/join", methods=["GET", "POST"])
 def join() -> Any:
-    state = _state()
+    s = state()
+    with s.store.work(write=False) as session:
+        existing = members.get_member(session, current_user.get_id())
+    if existing is not None and existing.erased_at is None:
+        return redirect(url_for("loyalty.dashboard"))
     form = JoinForm()
+    if request.method == "GET" and request.args.get("ref"):
+        form.referral_code.data = request.args["ref"][:32]
     if form.validate_on_submit():
-        email = state.user_email(current_user)
         try:
-            with state.store.work() as session:
+            with s.store.work() as session:
                 members.enroll(
                     session,
                     current_user.get_id(),
-                    now=state.clock(),
-                    settings=state.settings,
-                    email=email,
+                    now=s.clock(),
+                    settings=s.settings,
+                    email=s.user_email(current_user),
                     birthday=form.birthday.data,
                     marketing_opt_in=form.marketing_opt_in.data,
                     referral_code=form.referral_code.data or None,
                 )
-            state.store.commit()
+            s.store.commit()
         except LoyaltyError as exc:
-            state.store.session.rollback()
-            flash(exc.message, "error")
+            refuse(exc)
         else:
-            flash(f"Welcome! {state.settings.signup_points} points are yours.", "success")
+            flash(gettext("Welcome! %(points)s points are yours.", points=s.settings.signup_points), "success")
             return redirect(url_for("loyalty.dashboard"))
-    return render_template("loyalty/join.html", form=form, signup_points=state.settings.signup_points)
+    return render_template("loyalty/join.html", form=form, signup_points=s.settings.signup_points)
+
+
+@portal.get("/points")
+def points() -> Any:
+    s = state()
+    kind = request.args.get("kind") or None
+    page = request.args.get("page", default=1, type=int) or 1
+    with s.store.work(write=False) as session:
+        member = current_member(session)
+        entries = account.history(session, member, kind=kind, page=page, per_page=s.settings.page_size)
+        return render_template(
+            "loyalty/points.html",
+            member=member,
+            entries=entries,
+            kind=kind if kind in account.LEDGER_KINDS else None,
+            kinds=account.LEDGER_KINDS,
+        )
+
+
+@portal.get("/tiers")
+def tiers() -> Any:
+    s = state()
+    with s.store.work(write=False) as session:
+        member = current_member(session)
+        progress = account.tier_progress(session, member, now=s.clock(), settings=s.settings)
+        return render_template("loyalty/tiers.html", member=member, progress=progress, tiers=s.settings.tiers)

@@ -1,0 +1,63 @@
+"""Protection of the plugin's routes: security headers and rate limits (Flask-Limiter).
+
+The limiter is the plugin's own instance per app, keyed by member (or address when nobody is
+logged in) and prefixed ``loyalty``, so it neither counts the shop's traffic nor shares
+counters with a limiter the shop runs itself. Its storage is memory by default; give
+``LOYALTY_RATE_LIMIT_STORAGE_URI`` a ``redis://`` address when several worker processes
+must share the counts.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, Response, request
+from flask_limiter import Limiter
+from flask_login import current_user
+
+from .config import Settings
+from .i18n import gettext
+
+#: Endpoints whose calls spend a rate-limit token, with the methods that do: guessing coupon
+#: codes and hammering redemption are what the limits are for.
+LIMITED: dict[str, tuple[str, list[str] | None]] = {
+    "loyalty.coupon_check": ("coupons", None),
+    "loyalty_api.check_coupon": ("coupons", None),
+    "loyalty.redeem": ("redeem", ["POST"]),
+    "loyalty_api.redeem": ("redeem", None),
+}
+
+
+def _who() -> str:
+    if current_user and current_user.is_authenticated:
+        return f"member:{current_user.get_id()}"
+    return f"address:{request.remote_addr}"
+
+
+def _too_many() -> str:
+    return gettext("Too many attempts. Please wait a minute and try again.")
+
+
+def install_rate_limits(app: Flask, settings: Settings) -> Limiter:
+    limiter = Limiter(
+        _who,
+        app=app,
+        storage_uri=settings.rate_limit_storage_uri,
+        key_prefix="loyalty",
+        headers_enabled=True,
+    )
+    rates = {"coupons": settings.rate_limit_coupons, "redeem": settings.rate_limit_redeem}
+    for endpoint, (kind, methods) in LIMITED.items():
+        limit = limiter.limit(rates[kind], scope=f"loyalty-{kind}", methods=methods, error_message=_too_many)
+        app.view_functions[endpoint] = limit(app.view_functions[endpoint])
+    return limiter
+
+
+def add_headers(response: Response, settings: Settings) -> Response:
+    """Headers for pages that show one member's data: not framed, not cached, not sniffed."""
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Cache-Control", "no-store")
+    if settings.content_security_policy:
+        headers.setdefault("Content-Security-Policy", settings.content_security_policy)
+    return response

@@ -1,0 +1,50 @@
+"""Jinja globals for the shop's own templates: ``loyalty_badge()`` for a page header and
+``loyalty_recommendations(limit=4)``, the "recommended for you" widget.
+
+Both render the plugin's small templates (overridable like its pages) and render nothing for
+visitors who are not logged in, so a shop can put them in its layout unconditionally.
+"""
+
+from __future__ import annotations
+
+from flask import current_app, render_template
+from flask_login import current_user
+from markupsafe import Markup
+
+from .. import members
+from ..i18n import template_helpers
+from ..popularity import recommendations_for
+
+
+def _logged_in() -> bool:
+    return bool(current_user) and current_user.is_authenticated
+
+
+def loyalty_badge() -> Markup:
+    if not _logged_in():
+        return Markup("")
+    state = current_app.extensions["loyalty"]
+    with state.store.work(write=False) as session:
+        member = members.get_member(session, current_user.get_id())
+        tier = state.settings.tier(member.tier_code) if member else None
+        html = render_template(
+            "loyalty/_badge.html",
+            member=member,
+            tier=tier,
+            **template_helpers(state.settings.currency),
+        )
+    return Markup(html)  # noqa: S704 - our own template, autoescaped when rendered
+
+
+def loyalty_recommendations(limit: int = 4) -> Markup:
+    if not _logged_in():
+        return Markup("")
+    state = current_app.extensions["loyalty"]
+    with state.store.work(write=False) as session:
+        items = recommendations_for(
+            session, current_user.get_id(), limit=limit, now=state.clock(), item_info=state.item_info
+        )
+        html = render_template(
+            "loyalty/_recommendations.html", items=items, **template_helpers(state.settings.currency)
+        )
+    return Markup(html)  # noqa: S704 - our own template, autoescaped when rendered
