@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .account import LEDGER_KINDS
+
 ERROR = {
     "type": "object",
     "required": ["error"],
@@ -25,6 +27,20 @@ SIGNATURE = {
 }
 
 
+CSRF = {
+    "name": "X-CSRFToken",
+    "in": "header",
+    "required": False,
+    "description": "The CSRF token (GET /me gives it); required unless the shop turned CSRF off.",
+    "schema": {"type": "string"},
+}
+MEMBER: dict[str, Any] = {"security": [{"session": []}]}
+
+
+def _query(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema}
+
+
 def _errors(*codes: int) -> dict[str, Any]:
     return {
         str(code): {
@@ -41,6 +57,14 @@ def document(base: str) -> dict[str, Any]:
         "info": {"title": "loyalty_plugin API", "version": "1"},
         "servers": [{"url": base}],
         "components": {
+            "securitySchemes": {
+                "session": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": "session",
+                    "description": "The shop's Flask-Login session: the member is the logged-in user.",
+                }
+            },
             "schemas": {
                 "Error": ERROR,
                 "Order": {
@@ -69,6 +93,12 @@ def document(base: str) -> dict[str, Any]:
                         },
                     },
                 },
+                "CouponCheck": {
+                    "type": "object",
+                    "required": ["code", "order_total"],
+                    "additionalProperties": False,
+                    "properties": {"code": {"type": "string"}, "order_total": MONEY},
+                },
                 "Refund": {
                     "type": "object",
                     "required": ["refund_id", "order_id", "amount"],
@@ -79,13 +109,80 @@ def document(base: str) -> dict[str, Any]:
                         "amount": MONEY,
                     },
                 },
-            }
+            },
         },
         "paths": {
             "/me": {
                 "get": {
-                    "summary": "The logged-in member: tier, points, active coupons.",
+                    "summary": "The logged-in member: tier and its progress, points, active coupons, CSRF token.",
+                    **MEMBER,
                     "responses": {"200": {"description": "The member"}, **_errors(401, 404)},
+                }
+            },
+            "/points": {
+                "get": {
+                    "summary": "The member's points history, newest first.",
+                    **MEMBER,
+                    "parameters": [
+                        _query("page", {"type": "integer", "minimum": 1}),
+                        _query("per_page", {"type": "integer", "minimum": 1, "maximum": 100}),
+                        _query("kind", {"type": "string", "enum": list(LEDGER_KINDS)}),
+                    ],
+                    "responses": {"200": {"description": "One page of ledger entries"}, **_errors(401, 404, 422)},
+                }
+            },
+            "/rewards": {
+                "get": {
+                    "summary": "The reward catalog as this member sees it: what they can afford and why not.",
+                    **MEMBER,
+                    "responses": {"200": {"description": "Rewards"}, **_errors(401, 404)},
+                }
+            },
+            "/rewards/{reward_id}/redeem": {
+                "post": {
+                    "summary": "Spend points on a reward; returns the coupon.",
+                    **MEMBER,
+                    "parameters": [
+                        {"name": "reward_id", "in": "path", "required": True, "schema": {"type": "integer"}},
+                        CSRF,
+                    ],
+                    "responses": {"201": {"description": "The coupon"}, **_errors(400, 401, 404, 409, 422, 429)},
+                }
+            },
+            "/coupons": {
+                "get": {
+                    "summary": "The member's coupons.",
+                    **MEMBER,
+                    "parameters": [_query("status", {"type": "string", "enum": ["active", "used", "expired", "void"]})],
+                    "responses": {"200": {"description": "Coupons"}, **_errors(401, 404, 422)},
+                }
+            },
+            "/coupons/{code}": {
+                "get": {
+                    "summary": "One of the member's coupons; someone else's code is not found.",
+                    **MEMBER,
+                    "parameters": [{"name": "code", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "responses": {"200": {"description": "The coupon"}, **_errors(401, 404)},
+                }
+            },
+            "/coupons/check": {
+                "post": {
+                    "summary": "What a coupon would take off an order of this total; changes nothing.",
+                    **MEMBER,
+                    "parameters": [CSRF],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CouponCheck"}}},
+                    },
+                    "responses": {"200": {"description": "The discount"}, **_errors(400, 401, 404, 409, 422, 429)},
+                }
+            },
+            "/recommendations": {
+                "get": {
+                    "summary": "Items recommended for the member, each with its reason.",
+                    **MEMBER,
+                    "parameters": [_query("limit", {"type": "integer", "minimum": 1, "maximum": 50})],
+                    "responses": {"200": {"description": "Items"}, **_errors(401, 404, 422)},
                 }
             },
             "/orders": {

@@ -9,9 +9,11 @@ must share the counts.
 
 from __future__ import annotations
 
-from flask import Flask, Response, request
+from flask import Flask, Response, current_app, request
 from flask_limiter import Limiter
 from flask_login import current_user
+from flask_wtf.csrf import validate_csrf
+from wtforms import ValidationError
 
 from .config import Settings
 from .i18n import gettext
@@ -49,6 +51,23 @@ def install_rate_limits(app: Flask, settings: Settings) -> Limiter:
         limit = limiter.limit(rates[kind], scope=f"loyalty-{kind}", methods=methods, error_message=_too_many)
         app.view_functions[endpoint] = limit(app.view_functions[endpoint])
     return limiter
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def csrf_ok() -> bool:
+    """Whether a state-changing request carries the session's CSRF token (form field or
+    ``X-CSRFToken`` header). Checked for whole blueprints, so a route added later is covered
+    without anyone remembering to."""
+    if request.method in SAFE_METHODS or not current_app.config.get("WTF_CSRF_ENABLED", True):
+        return True
+    token = request.form.get("csrf_token") or request.headers.get("X-CSRFToken") or request.headers.get("X-CSRF-Token")
+    try:
+        validate_csrf(token)
+    except ValidationError:
+        return False
+    return True
 
 
 def add_headers(response: Response, settings: Settings) -> Response:

@@ -18,7 +18,7 @@ from ..i18n import error_message, gettext, template_helpers
 from ..models import Member
 from ..popularity import recommendations_for
 from ..rewards import display_code, member_coupons
-from ..security import add_headers
+from ..security import add_headers, csrf_ok
 
 portal = Blueprint("loyalty", __name__, static_url_path="/static")
 
@@ -49,6 +49,9 @@ def _require_login() -> Any:
         raise ConfigError("The loyalty pages need Flask-Login: call LoginManager().init_app(app) in the shop.")
     if not current_user.is_authenticated:
         return current_app.login_manager.unauthorized()
+    if not csrf_ok():
+        message = gettext("This form expired. Please go back, reload the page and try again.")
+        return render_template("loyalty/refused.html", message=message), 400
     return None
 
 
