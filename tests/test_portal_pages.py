@@ -352,8 +352,12 @@ def test_a_host_overrides_templates_and_uses_the_badge_and_widget_in_its_own(tmp
         tmp_path,
         database_url,
         {
-            "layout.html": "<html><body><header>{{ loyalty_badge() }}</header>{% block content %}{% endblock %}</body></html>",
-            "home.html": "{% extends 'layout.html' %}{% block content %}{{ loyalty_recommendations(limit=2) }}{% endblock %}",
+            "layout.html": (
+                "<html><body><header>{{ loyalty_badge() }}</header>{% block content %}{% endblock %}</body></html>"
+            ),
+            "home.html": (
+                "{% extends 'layout.html' %}{% block content %}{{ loyalty_recommendations(limit=2) }}{% endblock %}"
+            ),
             "loyalty/tiers.html": "{% extends loyalty_base %}{% block content %}OUR OWN TIERS PAGE{% endblock %}",
         },
     )

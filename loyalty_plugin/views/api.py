@@ -49,8 +49,9 @@ NO_CSRF = frozenset({"loyalty_api.order_webhook", "loyalty_api.refund_webhook", 
 
 @api.before_request
 def _require_csrf() -> None:
-    """Cookie-authenticated writes need the CSRF token (``X-CSRFToken``), as the forms do."""
-    if request.endpoint not in NO_CSRF and not csrf_ok():
+    """Cookie-authenticated writes need the CSRF token (``X-CSRFToken``), as the forms do;
+    visitors who are not logged in get their 401 from the endpoint instead."""
+    if request.endpoint not in NO_CSRF and current_user.is_authenticated and not csrf_ok():
         raise CsrfFailed()
 
 
