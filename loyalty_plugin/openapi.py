@@ -41,6 +41,10 @@ def _query(name: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"name": name, "in": "query", "required": False, "schema": schema}
 
 
+def _path(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "integer"}}
+
+
 def _errors(*codes: int) -> dict[str, Any]:
     return {
         str(code): {
@@ -143,7 +147,7 @@ def document(base: str) -> dict[str, Any]:
                     "summary": "Spend points on a reward; returns the coupon.",
                     **MEMBER,
                     "parameters": [
-                        {"name": "reward_id", "in": "path", "required": True, "schema": {"type": "integer"}},
+                        _path("reward_id"),
                         CSRF,
                     ],
                     "responses": {"201": {"description": "The coupon"}, **_errors(400, 401, 404, 409, 422, 429)},
@@ -157,11 +161,13 @@ def document(base: str) -> dict[str, Any]:
                     "responses": {"200": {"description": "Coupons"}, **_errors(401, 404, 422)},
                 }
             },
-            "/coupons/{code}": {
+            "/coupons/{coupon_id}": {
                 "get": {
-                    "summary": "One of the member's coupons; someone else's code is not found.",
+                    "summary": "One of the member's coupons; someone else's is not found.",
                     **MEMBER,
-                    "parameters": [{"name": "code", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "parameters": [
+                        {"name": "coupon_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+                    ],
                     "responses": {"200": {"description": "The coupon"}, **_errors(401, 404)},
                 }
             },

@@ -47,7 +47,7 @@ MEMBER_ENDPOINTS = [
     ("get", "/rewards"),
     ("post", "/rewards/1/redeem"),
     ("get", "/coupons"),
-    ("get", "/coupons/ABCD"),
+    ("get", "/coupons/1"),
     ("post", "/coupons/check"),
     ("get", "/recommendations"),
 ]
@@ -134,8 +134,8 @@ def test_a_member_cannot_see_or_check_someone_elses_coupon(client, loyalty, rewa
     theirs = loyalty.redeem("u2", rewards["five_off"])
     mine = loyalty.redeem("u1", rewards["five_off"])
     login(client, "u1")
-    assert error_of(client.get(f"{API}/coupons/{theirs.code}"), 404) == "not_found"
-    assert client.get(f"{API}/coupons/{mine.code}").get_json()["coupon"]["id"] == mine.id
+    assert error_of(client.get(f"{API}/coupons/{theirs.id}"), 404) == "not_found"
+    assert client.get(f"{API}/coupons/{mine.id}").get_json()["coupon"]["id"] == mine.id
     check = client.post(f"{API}/coupons/check", json={"code": theirs.code, "order_total": "50.00"})
     assert error_of(check, 409) == "coupon_not_found"
     listed = client.get(f"{API}/coupons").get_json()["coupons"]

@@ -14,16 +14,15 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
-from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
 from .. import account, ledger, members, orders, rewards
 from ..errors import BadInput, CsrfFailed, LoginRequired, LoyaltyError, NotEnrolled
-from ..i18n import error_message
+from ..i18n import error_message, gettext
 from ..models import Coupon, Member
 from ..openapi import document
 from ..popularity import recommendations_for
-from ..rewards import display_code, member_coupons, normalise_code
+from ..rewards import display_code, member_coupons
 from ..security import add_headers, csrf_ok
 from ..webhooks import HEADER, BadSignature, verify
 
@@ -268,15 +267,15 @@ def coupons() -> Any:
         return jsonify({"coupons": [c for c in listed if status is None or c["status"] == status]})
 
 
-@api.get("/coupons/<code>")
-def coupon(code: str) -> Any:
+@api.get("/coupons/<int:coupon_id>")
+def coupon(coupon_id: int) -> Any:
+    """By id, not by code: a code in a URL would end up in access logs."""
     state = _state()
     with state.store.work(write=False) as session:
         member = _member(session)
-        wanted = normalise_code(code)
-        found = session.scalars(select(Coupon).where(Coupon.code == wanted)).one_or_none() if wanted else None
+        found = session.get(Coupon, coupon_id)
         if found is None or found.member_id != member.id:
-            return error("not_found", "You have no coupon with this code.", 404)
+            return error("not_found", gettext("You have no such coupon."), 404)
         return jsonify({"coupon": coupon_json(found, state.clock())})
 
 
