@@ -391,3 +391,19 @@ def test_money_on_pages_is_decimal_exact(client, loyalty):
     login(client, "u1")
     html = page(client, "/loyalty/tiers")
     assert f"${Decimal('0.90')} spent" in html
+
+
+def test_nothing_personal_reaches_the_logs(app, client, loyalty, rewards, caplog):
+    caplog.set_level("DEBUG")
+    loyalty.enroll("u1", email="secret.person@example.com", name="Secret Person", birthday="1990-05-17")
+    member_with_points(loyalty, "u2", 600)
+    coupon = loyalty.redeem("u2", rewards["five_off"])
+    login(client, "u2")
+    for url in ("/loyalty/", "/loyalty/points", "/loyalty/coupons", "/loyalty/privacy/export.json"):
+        client.get(url)
+    token = csrf_token(page(client, "/loyalty/coupons/check"))
+    client.post("/loyalty/coupons/check", data={"csrf_token": token, "code": coupon.code, "order_total": "9"})
+    client.post("/loyalty/coupons/check", data={"csrf_token": token, "code": "WRONG", "order_total": "x"})
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    for secret in ("secret.person@example.com", "Secret Person", "1990-05-17", coupon.code):
+        assert secret not in logged
