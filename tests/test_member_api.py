@@ -3,6 +3,8 @@ each refusal in the one error shape with the right 4xx."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from loyalty_plugin import Loyalty
@@ -193,3 +195,35 @@ def test_recommendations_fall_back_to_popular_items_with_a_reason(client, loyalt
     items = client.get(f"{API}/recommendations?limit=2").get_json()["items"]
     assert [(i["sku"], i["reason"]) for i in items] == [("A", "popular"), ("B", "popular")]
     assert error_of(client.get(f"{API}/recommendations?limit=0"), 422) == "bad_input"
+
+
+def test_with_redis_the_limit_is_shared_by_every_worker(database_url, tmp_path):
+    """Two apps on one database stand for two worker processes; memory counts would double."""
+    import uuid
+
+    import redis
+
+    from .conftest import make_app
+
+    url = os.environ.get("LOYALTY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    try:
+        redis.Redis.from_url(url).ping()
+    except redis.exceptions.ConnectionError:
+        if os.environ.get("LOYALTY_REQUIRE_POSTGRES"):  # CI, whose machine runs Redis as well
+            pytest.fail(f"Redis is not reachable at {url}")
+        pytest.skip(f"Redis run skipped: start Redis or set LOYALTY_TEST_REDIS_URL (tried {url})")
+    config = {"LOYALTY_RATE_LIMIT_STORAGE_URI": url, "WTF_CSRF_ENABLED": False}
+    workers = [make_app(database_url, str(tmp_path / f"worker{n}"), **config) for n in range(2)]
+    user = f"u-{uuid.uuid4().hex}"  # counts live a minute in Redis: a fresh member each run
+    try:
+        with workers[0].app_context():
+            Loyalty().enroll(user)
+        statuses = []
+        for n in range(12):
+            client = workers[n % 2].test_client()
+            login(client, user)
+            statuses.append(client.post(f"{API}/coupons/check", json={"code": "GUESS", "order_total": "1"}).status_code)
+        assert statuses == [409] * 10 + [429] * 2
+    finally:
+        for app in workers:
+            app.extensions["loyalty"].store.dispose()
