@@ -15,6 +15,7 @@ from .database import Store
 from .errors import NotEnrolled
 from .models import Coupon, Member, Reward
 from .money import utcnow
+from .popularity import PopularCache
 
 Hook = Callable[..., Any]
 
@@ -42,6 +43,8 @@ class LoyaltyState:
     scheduler: Any = None
     #: The plugin's Flask-Limiter (coupon checks, redemptions).
     limiter: Any = None
+    #: Popular items, shared by this worker's requests.
+    popular: PopularCache = field(default_factory=PopularCache)
 
 
 class Loyalty:

@@ -3,6 +3,7 @@ nothing about yet, and every member until a model has been fitted."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,6 +17,9 @@ from .models import Item, Order, OrderLine
 
 #: Purchases this recent count towards popularity.
 WINDOW = timedelta(days=90)
+#: How long a popularity ranking is reused: it aggregates 90 days of order lines, too much to
+#: redo on every dashboard view, and it moves slowly.
+REFRESH = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,26 @@ def popular(session: Session, *, now: datetime, limit: int) -> list[tuple[str, i
     ]
 
 
+class PopularCache:
+    """The ranking per app, recomputed at most every ``REFRESH`` (per worker process)."""
+
+    def __init__(self) -> None:
+        self._ranked: list[tuple[str, int]] = []
+        self._until: datetime | None = None
+        self._lock = threading.Lock()
+
+    def ranked(self, session: Session, *, now: datetime) -> list[tuple[str, int]]:
+        with self._lock:
+            if self._until is None or not (self._until - REFRESH <= now < self._until):
+                self._ranked = popular(session, now=now, limit=CANDIDATES)
+                self._until = now + REFRESH
+            return self._ranked
+
+
+#: How many popular items are kept: enough to fill a widget after filtering out of stock.
+CANDIDATES = 60
+
+
 def recommendations_for(
     session: Session,
     user_id: str | None,
@@ -52,9 +76,13 @@ def recommendations_for(
     limit: int,
     now: datetime,
     item_info: Callable[[list[str]], dict[str, dict[str, Any]]] | None,
+    cache: PopularCache | None = None,
 ) -> list[Suggestion]:
     """Popular items in stock, with the shop's own product data where its ``item_info`` hook has it."""
-    ranked = popular(session, now=now, limit=limit * 3)
+    if cache is not None:
+        ranked = cache.ranked(session, now=now)[: limit * 3]
+    else:
+        ranked = popular(session, now=now, limit=limit * 3)
     skus = [sku for sku, _ in ranked]
     known = {i.sku: i for i in session.scalars(select(Item).where(Item.sku.in_(skus)))} if skus else {}
     hosted = item_info(skus) if item_info and skus else {}

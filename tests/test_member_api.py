@@ -227,3 +227,24 @@ def test_with_redis_the_limit_is_shared_by_every_worker(database_url, tmp_path):
     finally:
         for app in workers:
             app.extensions["loyalty"].store.dispose()
+
+
+def test_popular_items_are_reused_for_ten_minutes_then_recounted(app, client, clock):
+    def buy(n: int, sku: str) -> None:
+        with app.app_context():
+            Loyalty().record_order(f"o-{sku}-{n}", f"b{n}", "1.00", lines=[{"sku": sku, "qty": 1, "unit_price": "1"}])
+
+    with app.app_context():
+        Loyalty().enroll("u1")
+    buy(0, "A")
+    login(client, "u1")
+
+    def first() -> str:
+        return client.get(f"{API}/recommendations?limit=1").get_json()["items"][0]["sku"]
+
+    assert first() == "A"
+    for n in range(3):
+        buy(n, "B")
+    assert first() == "A"  # the ranking of a minute ago
+    clock.advance(minutes=11)
+    assert first() == "B"

@@ -308,7 +308,12 @@ def recommendations() -> Any:
     with state.store.work(write=False) as session:
         _member(session)
         items = recommendations_for(
-            session, current_user.get_id(), limit=limit, now=state.clock(), item_info=state.item_info
+            session,
+            current_user.get_id(),
+            limit=limit,
+            now=state.clock(),
+            item_info=state.item_info,
+            cache=state.popular,
         )
         return jsonify(
             {

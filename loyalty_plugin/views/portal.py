@@ -103,7 +103,9 @@ def dashboard() -> Any:
             progress=account.tier_progress(session, member, now=now, settings=s.settings),
             activity=account.recent_activity(session, member),
             active_coupons=sum(1 for c in member_coupons(session, member) if account.coupon_state(c, now) == "active"),
-            recommendations=recommendations_for(session, member.user_id, limit=4, now=now, item_info=s.item_info),
+            recommendations=recommendations_for(
+                session, member.user_id, limit=4, now=now, item_info=s.item_info, cache=s.popular
+            ),
         )
 
 

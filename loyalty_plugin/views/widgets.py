@@ -42,7 +42,12 @@ def loyalty_recommendations(limit: int = 4) -> Markup:
     state = current_app.extensions["loyalty"]
     with state.store.work(write=False) as session:
         items = recommendations_for(
-            session, current_user.get_id(), limit=limit, now=state.clock(), item_info=state.item_info
+            session,
+            current_user.get_id(),
+            limit=limit,
+            now=state.clock(),
+            item_info=state.item_info,
+            cache=state.popular,
         )
         html = render_template(
             "loyalty/_recommendations.html", items=items, **template_helpers(state.settings.currency)
