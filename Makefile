@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 FLASK := $(BIN)/flask --app wsgi
 
-.PHONY: install run seed test lint format bench bench-quick clean
+.PHONY: install run seed test lint format bench bench-quick clean translations
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+translations: $(STAMP)
+	$(BIN)/pybabel -q extract -F babel.cfg -k N_ -k _l -k lazy_gettext --no-location --sort-output --project loyalty_plugin -o loyalty_plugin/translations/loyalty.pot .
+	$(BIN)/pybabel -q update -D loyalty -i loyalty_plugin/translations/loyalty.pot -d loyalty_plugin/translations --no-fuzzy-matching
+	$(BIN)/pybabel -q compile -D loyalty -d loyalty_plugin/translations
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[bench]"

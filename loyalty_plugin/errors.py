@@ -16,6 +16,10 @@ def N_(message: str) -> str:
     return message
 
 
+def _english(value: Any) -> Any:
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else value
+
+
 class LoyaltyError(Exception):
     """Base of every error the plugin raises on purpose."""
 
@@ -25,7 +29,7 @@ class LoyaltyError(Exception):
     def __init__(self, message: str, *, code: str | None = None, params: dict[str, Any] | None = None) -> None:
         self.template = message
         self.params = params or {}
-        self.message = message % self.params if self.params else message
+        self.message = message % {k: _english(v) for k, v in self.params.items()} if self.params else message
         super().__init__(self.message)
         if code is not None:
             self.code = code
@@ -77,7 +81,7 @@ class InsufficientPoints(LoyaltyError):
     def __init__(self, needed: int, available: int) -> None:
         super().__init__(
             N_("This needs %(needed)s points and you have %(available)s available."),
-            params={"needed": f"{needed:,}", "available": f"{max(available, 0):,}"},
+            params={"needed": needed, "available": max(available, 0)},
         )
         self.needed = needed
         self.available = available

@@ -13,8 +13,11 @@ from decimal import Decimal
 from importlib.resources import files
 from typing import Any
 
-from flask import Flask, has_request_context, request
-from flask_babel import Babel, Domain, format_currency, format_date, format_decimal, get_locale
+from babel import Locale
+from babel.dates import format_date
+from babel.numbers import format_currency, format_decimal
+from flask import Flask, current_app, has_request_context, request
+from flask_babel import Babel, Domain, get_locale
 
 from .errors import LoyaltyError
 
@@ -37,36 +40,54 @@ def init_app(app: Flask) -> None:
         Babel(app, locale_selector=select_locale)
 
 
+def locale() -> Locale:
+    """The locale the plugin's pages are in: the host's, unless the plugin has no catalog for
+    it; then English, so that numbers and dates match the words around them."""
+    chosen = get_locale() if has_request_context() else None
+    if chosen is None or chosen.language not in LANGUAGES:
+        return Locale.parse(LANGUAGES[0])
+    return chosen
+
+
 def error_message(exc: LoyaltyError) -> str:
-    """The error in the visitor's language (``exc.message`` stays English for logs and programs)."""
-    return gettext(exc.template, **exc.params) if exc.params else gettext(exc.template)
+    """The error in the visitor's language, numbers and money formatted for it (``exc.message``
+    stays English for logs and programs)."""
+    if not exc.params:
+        return gettext(exc.template)
+    currency = current_app.extensions["loyalty"].settings.currency
+    shown = {
+        key: money(value, currency)
+        if isinstance(value, Decimal)
+        else points(value)
+        if isinstance(value, int) and not isinstance(value, bool)
+        else value
+        for key, value in exc.params.items()
+    }
+    return gettext(exc.template, **shown)
 
 
 def language() -> str:
-    """The BCP 47 tag for ``<html lang>``: zh-Hans for Simplified Chinese."""
-    locale = get_locale()
-    if locale is None:
-        return LANGUAGES[0]
-    return "zh-Hans" if locale.language == "zh" else locale.language
+    """The BCP 47 tag for ``lang``: zh-Hans for Simplified Chinese."""
+    return "zh-Hans" if locale().language == "zh" else locale().language
 
 
 def points(value: int) -> str:
-    return format_decimal(value)
+    return format_decimal(value, locale=locale())
 
 
 def delta(value: int) -> str:
     """A change of points with its sign: +120, -500."""
-    return ("+" if value > 0 else "-" if value < 0 else "") + format_decimal(abs(value))
+    return ("+" if value > 0 else "-" if value < 0 else "") + format_decimal(abs(value), locale=locale())
 
 
 def money(value: Decimal | int, currency: str) -> str:
-    return format_currency(value, currency)
+    return format_currency(value, currency, locale=locale())
 
 
 def day(value: date | datetime | None) -> str:
     if value is None:
         return ""
-    return format_date(value.date() if isinstance(value, datetime) else value, "medium")
+    return format_date(value.date() if isinstance(value, datetime) else value, "medium", locale=locale())
 
 
 def template_helpers(currency: str) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from .. import account, ledger, members
 from ..errors import N_, ConfigError, LoyaltyError
 from ..forms import JoinForm
 from ..i18n import error_message, gettext, template_helpers
+from ..i18n import points as format_points
 from ..models import Member
 from ..popularity import recommendations_for
 from ..rewards import display_code, member_coupons
@@ -103,7 +104,7 @@ def dashboard() -> Any:
             progress=account.tier_progress(session, member, now=now, settings=s.settings),
             activity=account.recent_activity(session, member),
             active_coupons=sum(1 for c in member_coupons(session, member) if account.coupon_state(c, now) == "active"),
-            recommendations=recommendations_for(
+            items=recommendations_for(
                 session, member.user_id, limit=4, now=now, item_info=s.item_info, cache=s.popular
             ),
         )
@@ -136,7 +137,10 @@ def join() -> Any:
         except LoyaltyError as exc:
             refuse(exc)
         else:
-            flash(gettext("Welcome! %(points)s points are yours.", points=s.settings.signup_points), "success")
+            flash(
+                gettext("Welcome! %(points)s points are yours.", points=format_points(s.settings.signup_points)),
+                "success",
+            )
             return redirect(url_for("loyalty.dashboard"))
     return render_template("loyalty/join.html", form=form, signup_points=s.settings.signup_points)
 
