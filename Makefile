@@ -38,7 +38,7 @@ format: $(STAMP)
 
 translations: $(STAMP)
 	$(BIN)/pybabel -q extract -F babel.cfg -k N_ -k _l -k lazy_gettext --no-location --sort-output --project loyalty_plugin -o loyalty_plugin/translations/loyalty.pot .
-	$(BIN)/pybabel -q update -D loyalty -i loyalty_plugin/translations/loyalty.pot -d loyalty_plugin/translations --no-fuzzy-matching
+	$(BIN)/pybabel -q update -D loyalty -i loyalty_plugin/translations/loyalty.pot -d loyalty_plugin/translations --no-fuzzy-matching --ignore-obsolete
 	$(BIN)/pybabel -q compile -D loyalty -d loyalty_plugin/translations
 
 bench: $(STAMP)
