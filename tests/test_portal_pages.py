@@ -131,6 +131,14 @@ def test_rewards_page_says_what_the_member_can_afford_and_why_not(client, loyalt
         assert f"/loyalty/rewards/{rewards[blocked]}/redeem" not in html
 
 
+def test_a_reward_out_of_reach_offers_nothing_to_confirm(client, loyalty, rewards):
+    member_with_points(loyalty, "u1", 100)
+    login(client, "u1")
+    for reward in ("five_off", "gold"):
+        html = page(client, f"/loyalty/rewards/{rewards[reward]}/redeem")
+        assert 'role="alert"' in html and 'data-testid="confirm-redeem"' not in html
+
+
 def test_redeeming_goes_through_a_confirmation_and_shows_the_coupon(app, client, loyalty, rewards):
     member_with_points(loyalty, "u1", 600)
     login(client, "u1")
@@ -182,7 +190,7 @@ def test_a_redemption_without_a_valid_csrf_token_is_refused(app, client, loyalty
 def test_too_many_redemptions_are_refused_with_a_page_that_says_so(app, client, loyalty, rewards):
     member_with_points(loyalty, "u1", 100)
     login(client, "u1")
-    token = csrf_token(page(client, f"/loyalty/rewards/{rewards['five_off']}/redeem"))
+    token = csrf_token(page(client, "/loyalty/coupons/check"))  # any of the member's forms
     statuses = [
         client.post(f"/loyalty/rewards/{rewards['five_off']}/redeem", data={"csrf_token": token}).status_code
         for _ in range(11)
