@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Flask
 from flask.globals import app_ctx
@@ -21,6 +21,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 from .models import Member
+from .money import MAX_ID
+
+T = TypeVar("T")
 
 WRITE_OPTION = "loyalty_write"
 
@@ -145,3 +148,9 @@ def upsert_insert(bind: Session | Connection) -> Any:
     """The dialect's ``insert`` with ``on_conflict_do_nothing``: the plugin runs on these two."""
     dialect = bind.get_bind().dialect if isinstance(bind, Session) else bind.dialect
     return {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect.name]
+
+
+def find(session: Session, model: type[T], ident: int) -> T | None:
+    """The row with this id, or None, also for an id too large for the column (which the
+    database would refuse with an error instead of finding nothing)."""
+    return session.get(model, ident) if 0 < ident <= MAX_ID else None

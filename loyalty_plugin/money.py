@@ -24,13 +24,28 @@ def to_money(value: Any, field: str, *, allow_zero: bool = True) -> Decimal:
         raise BadInput(f"{field} is not an amount of money: {str(value)[:40]!r}.", field=field) from None
     if not amount.is_finite():
         raise BadInput(f"{field} is not an amount of money.", field=field)
-    if amount != amount.quantize(CENT):
-        raise BadInput(f"{field} has more than two decimals: {amount}.", field=field)
     if amount < 0 or (amount == 0 and not allow_zero):
         raise BadInput(f"{field} must be {'zero or more' if allow_zero else 'more than zero'}.", field=field)
-    if amount >= MAX_MONEY:
+    if amount >= MAX_MONEY:  # before quantize: beyond 28 digits it raises instead of answering
         raise BadInput(f"{field} is too large.", field=field)
+    if amount != amount.quantize(CENT):
+        raise BadInput(f"{field} has more than two decimals: {amount}.", field=field)
     return amount.quantize(CENT)
+
+
+#: The largest id the plugin's integer primary keys hold on every database (PostgreSQL INTEGER).
+MAX_ID = 2**31 - 1
+
+
+def to_id(value: Any, field: str) -> int:
+    """A row id from outside: a positive integer the id column can hold."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise BadInput(f"{field} must be a whole number.", field=field) from None
+    if isinstance(value, bool) or not 0 < number <= MAX_ID:
+        raise BadInput(f"{field} is not a valid id.", field=field)
+    return number
 
 
 def to_quantity(value: Any, field: str) -> int:
@@ -92,7 +107,10 @@ def to_moment(value: Any, field: str) -> datetime:
     else:
         raise BadInput(f"{field} must be a date-time.", field=field)
     if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
+        try:
+            moment = moment.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:  # 0001-01-01 with a positive offset, 9999-12-31 with a negative one
+            raise BadInput(f"{field} is out of range.", field=field) from None
     return moment
 
 

@@ -25,7 +25,7 @@ def state_changing_routes(app) -> list[tuple[str, str, str]]:
         if not rule.endpoint.startswith(("loyalty.", "loyalty_api.")) or rule.endpoint in NOT_COOKIE_AUTHENTICATED:
             continue
         for method in sorted(rule.methods & UNSAFE):
-            url = re.sub(r"<(?:int:)?(\w+)>", "1", rule.rule)
+            url = re.sub(r"<(?:\w+:)?(\w+)>", "1", rule.rule)
             found.append((rule.endpoint, method, url))
     return found
 

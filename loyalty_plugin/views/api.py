@@ -17,6 +17,7 @@ from flask_wtf.csrf import generate_csrf
 from werkzeug.exceptions import HTTPException
 
 from .. import account, ledger, members, orders, rewards
+from ..database import find
 from ..errors import BadInput, CsrfFailed, LoginRequired, LoyaltyError, NotEnrolled
 from ..i18n import error_message, gettext
 from ..models import Coupon, Member
@@ -92,7 +93,7 @@ def _member(session: Any) -> Member:
 def _json_body(fields: set[str]) -> dict[str, Any]:
     try:
         payload = json.loads(request.get_data(cache=True) or b"{}", parse_float=Decimal)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise BadInput("The body is not valid JSON.") from None
     if not isinstance(payload, dict):
         raise BadInput("The body must be a JSON object.")
@@ -273,7 +274,7 @@ def coupon(coupon_id: int) -> Any:
     state = _state()
     with state.store.work(write=False) as session:
         member = _member(session)
-        found = session.get(Coupon, coupon_id)
+        found = find(session, Coupon, coupon_id)
         if found is None or found.member_id != member.id:
             return error("not_found", gettext("You have no such coupon."), 404)
         return jsonify({"coupon": coupon_json(found, state.clock())})
@@ -346,7 +347,7 @@ def _signed_body(fields: set[str]) -> dict[str, Any]:
     )
     try:
         payload = json.loads(body, parse_float=Decimal)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise BadInput("The body is not valid JSON.") from None
     if not isinstance(payload, dict):
         raise BadInput("The body must be a JSON object.")

@@ -9,6 +9,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from .. import account, rewards
+from ..database import find
 from ..errors import LoyaltyError
 from ..forms import ConfirmForm, CouponCheckForm
 from ..i18n import gettext
@@ -44,7 +45,7 @@ def redeem(reward_id: int) -> Any:
         return redirect(url_for("loyalty.coupons"))
     with s.store.work(write=False) as session:
         member = current_member(session)
-        reward = session.get(Reward, reward_id)
+        reward = find(session, Reward, reward_id)
         if reward is None or not reward.active:
             abort(404)
         offer = next(o for o in account.catalog(session, member, settings=s.settings) if o.reward.id == reward_id)
@@ -77,7 +78,7 @@ def coupon(coupon_id: int) -> Any:
     s = state()
     with s.store.work(write=False) as session:
         member = current_member(session)
-        found = session.get(Coupon, coupon_id)
+        found = find(session, Coupon, coupon_id)
         if found is None or found.member_id != member.id:
             abort(404)
         status = account.coupon_state(found, s.clock())
