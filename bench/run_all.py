@@ -22,6 +22,7 @@ BENCHES = {
     "import": "bench.bench_import",
     "value_models": "bench.bench_value_models",
     "churn_scan": "bench.bench_churn_scan",
+    "dashboard": "bench.bench_dashboard",
 }
 
 
