@@ -168,6 +168,17 @@ def catalog(session: Session, member: Member, *, settings: Settings) -> list[Off
     return offers
 
 
+def active_coupon_count(session: Session, member: Member, *, now: datetime) -> int:
+    return (
+        session.scalar(
+            select(func.count()).where(
+                Coupon.member_id == member.id, Coupon.status == "active", Coupon.valid_until > now
+            )
+        )
+        or 0
+    )
+
+
 def coupon_state(coupon: Coupon, now: datetime) -> str:
     """active, used or expired as the member sees it (an unused coupon past its date is expired)."""
     if coupon.status == "active" and coupon.valid_until <= now:

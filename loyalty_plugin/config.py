@@ -78,6 +78,8 @@ DEFAULTS: dict[str, Any] = {
     "LOYALTY_WINBACK_REWARD": None,
     "LOYALTY_ALERT_OUTCOME_DAYS": 60,
     "LOYALTY_PAGE_SIZE": 20,
+    "LOYALTY_PAGE_CACHE_SIZE": 5000,
+    "LOYALTY_PAGE_CACHE_SECONDS": 300,
     "LOYALTY_RATE_LIMIT_STORAGE_URI": "memory://",
     "LOYALTY_RATE_LIMIT_COUPONS": "10 per minute",
     "LOYALTY_RATE_LIMIT_REDEEM": "10 per minute",
@@ -122,6 +124,8 @@ DESCRIPTIONS: dict[str, str] = {
     "LOYALTY_WINBACK_REWARD": "Reward id given free with each churn alert as a win-back coupon; none: no coupon.",
     "LOYALTY_ALERT_OUTCOME_DAYS": "Days after an alert in which an order counts as the member coming back.",
     "LOYALTY_PAGE_SIZE": "Rows per page of the points history (pages and API).",
+    "LOYALTY_PAGE_CACHE_SIZE": "Dashboards kept rendered per worker, reused until the member's data changes; 0: none.",
+    "LOYALTY_PAGE_CACHE_SECONDS": "Longest a rendered dashboard is reused, so that time passing (expiry) shows.",
     "LOYALTY_RATE_LIMIT_STORAGE_URI": "Where rate-limit counts live: `memory://` (one process) or `redis://host:6379`.",
     "LOYALTY_RATE_LIMIT_COUPONS": "How often one member (or address) may check a coupon code.",
     "LOYALTY_RATE_LIMIT_REDEEM": "How often one member may redeem a reward.",
@@ -184,6 +188,8 @@ class Settings:
     winback_reward: int | None
     alert_outcome_days: int
     page_size: int
+    page_cache_size: int
+    page_cache_seconds: int
     rate_limit_storage_uri: str
     rate_limit_coupons: str
     rate_limit_redeem: str
@@ -402,6 +408,8 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         winback_reward=_optional_id("LOYALTY_WINBACK_REWARD", c["LOYALTY_WINBACK_REWARD"]),
         alert_outcome_days=_int("LOYALTY_ALERT_OUTCOME_DAYS", c["LOYALTY_ALERT_OUTCOME_DAYS"], minimum=1),
         page_size=_int("LOYALTY_PAGE_SIZE", c["LOYALTY_PAGE_SIZE"], minimum=1),
+        page_cache_size=_int("LOYALTY_PAGE_CACHE_SIZE", c["LOYALTY_PAGE_CACHE_SIZE"]),
+        page_cache_seconds=_int("LOYALTY_PAGE_CACHE_SECONDS", c["LOYALTY_PAGE_CACHE_SECONDS"]),
         rate_limit_storage_uri=_storage_uri(c["LOYALTY_RATE_LIMIT_STORAGE_URI"]),
         rate_limit_coupons=_rate("LOYALTY_RATE_LIMIT_COUPONS", c["LOYALTY_RATE_LIMIT_COUPONS"]),
         rate_limit_redeem=_rate("LOYALTY_RATE_LIMIT_REDEEM", c["LOYALTY_RATE_LIMIT_REDEEM"]),

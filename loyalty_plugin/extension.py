@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Flask, current_app
@@ -15,6 +15,7 @@ from .database import Store
 from .errors import NotEnrolled
 from .models import Coupon, Member, Reward
 from .money import utcnow
+from .pagecache import FragmentCache
 from .popularity import PopularCache
 
 Hook = Callable[..., Any]
@@ -45,6 +46,8 @@ class LoyaltyState:
     limiter: Any = None
     #: Popular items, shared by this worker's requests.
     popular: PopularCache = field(default_factory=PopularCache)
+    #: Rendered dashboards of this worker, keyed by member version.
+    pages: FragmentCache = field(default_factory=lambda: FragmentCache(0, timedelta(0)))
 
 
 class Loyalty:
@@ -86,6 +89,7 @@ class Loyalty:
             item_info=item_info,
             seed_users=seed_users,
         )
+        state.pages = FragmentCache(settings.page_cache_size, timedelta(seconds=settings.page_cache_seconds))
         app.extensions["loyalty"] = state
 
         from .cli import loyalty_cli

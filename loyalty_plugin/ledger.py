@@ -48,6 +48,7 @@ def post(
     """Append one entry and move the cached balances with it."""
     member.points_balance += points
     member.points_pending += pending
+    member.version = Member.version + 1
     entry = LedgerEntry(
         member_id=member.id,
         kind=kind,

@@ -91,6 +91,9 @@ class Member(Base):
     points_pending: Mapped[int] = mapped_column(BigInteger, default=0)
     enrolled_at: Mapped[datetime] = mapped_column(DateTime)
     erased_at: Mapped[datetime | None] = mapped_column(DateTime)
+    #: Bumped by every change the member's pages show (points, coupons, orders), so a page
+    #: rendered for one version can be reused until the next (``pagecache``).
+    version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class LedgerEntry(Base):

@@ -196,6 +196,7 @@ def record_order(
         )
     if member is None:
         return OrderReceipt(oid, 0, None, None, False)
+    member.version = Member.version + 1  # the spend towards the next tier moved, points or not
     if points > 0:
         ledger.earn(
             session, member, points, cause=f"order:{oid}", now=when, settings=settings, order_id=oid, reason="Order"
@@ -265,6 +266,8 @@ def record_refund(
     order.refunded_total = refunded
     clawed = 0
     member = lock_member(session, order.user_id) if order.member_id and order.user_id else None
+    if member is not None:
+        member.version = Member.version + 1
     if member is not None and order.total > 0:
         target = floor_points(Decimal(order.points_earned) * refunded / order.total)
         clawed = target - order.points_clawed_back

@@ -227,6 +227,7 @@ def _issue(
         issued_at=now,
         valid_until=now + timedelta(days=settings.coupon_valid_days),
     )
+    member.version = Member.version + 1
     session.add(coupon)
     session.flush()
     return coupon
@@ -308,6 +309,7 @@ def use_coupon(session: Session, code: Any, user_id: Any, order_id: Any, *, now:
     ).rowcount
     session.refresh(coupon)
     if won == 1:
+        session.execute(update(Member).where(Member.id == member.id).values(version=Member.version + 1))
         signals.defer(session, signals.coupon_used, user_id=member.user_id, coupon_code=coupon.code, order_id=oid)
         return coupon
     if coupon.status == "used" and coupon.order_id == oid:
@@ -325,6 +327,9 @@ def restore_coupons(session: Session, order_id: str, *, now: datetime, settings:
         coupon.used_at = None
         coupon.order_id = None
         coupon.valid_until = max(coupon.valid_until, fresh)
+    if coupons:
+        owners = {coupon.member_id for coupon in coupons}
+        session.execute(update(Member).where(Member.id.in_(owners)).values(version=Member.version + 1))
     return len(coupons)
 
 

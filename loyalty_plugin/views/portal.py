@@ -9,16 +9,18 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from markupsafe import Markup
+from sqlalchemy import bindparam, select
 from werkzeug.exceptions import TooManyRequests
 
 from .. import account, ledger, members
 from ..errors import N_, ConfigError, LoyaltyError
 from ..forms import JoinForm
-from ..i18n import error_message, gettext, template_helpers
+from ..i18n import error_message, gettext, locale, template_helpers
 from ..i18n import points as format_points
 from ..models import Member
 from ..popularity import recommendations_for
-from ..rewards import display_code, member_coupons
+from ..rewards import display_code
 from ..security import add_headers, csrf_ok
 
 portal = Blueprint("loyalty", __name__, static_url_path="/static")
@@ -36,6 +38,13 @@ KIND_LABELS = {
     "expire": N_("Points expired"),
     "adjust": N_("Adjustment"),
 }
+
+
+#: What a member's dashboard is keyed by (``pagecache``): a Core statement, the whole cost of a
+#: dashboard served from the cache besides the shop's own layout.
+STAMP = select(Member.id, Member.version, Member.tier_code, Member.tier_reached_at).where(
+    Member.user_id == bindparam("user_id"), Member.erased_at.is_(None)
+)
 
 
 def state():
@@ -95,19 +104,28 @@ def refuse(exc: LoyaltyError) -> None:
 def dashboard() -> Any:
     s = state()
     now = s.clock()
-    with s.store.work(write=False) as session:
-        member = current_member(session)
-        return render_template(
-            "loyalty/dashboard.html",
-            member=member,
-            balance=ledger.balance_of(session, member, now=now, settings=s.settings),
-            progress=account.tier_progress(session, member, now=now, settings=s.settings),
-            activity=account.recent_activity(session, member),
-            active_coupons=sum(1 for c in member_coupons(session, member) if account.coupon_state(c, now) == "active"),
-            items=recommendations_for(
-                session, member.user_id, limit=4, now=now, item_info=s.item_info, cache=s.popular
-            ),
-        )
+    with s.store.engine.connect() as connection:  # no ORM session for a page served from the cache
+        row = connection.execute(STAMP, {"user_id": current_user.get_id()}).first()
+    if row is None:
+        return redirect(url_for("loyalty.join"))
+    key = ("dashboard", *row, str(locale()), now.date())
+    body = s.pages.get(key, now)
+    if body is None:
+        with s.store.work(write=False) as session:
+            member = session.get(Member, row.id)
+            body = render_template(
+                "loyalty/_dashboard.html",
+                member=member,
+                balance=ledger.balance_of(session, member, now=now, settings=s.settings),
+                progress=account.tier_progress(session, member, now=now, settings=s.settings),
+                activity=account.recent_activity(session, member),
+                active_coupons=account.active_coupon_count(session, member, now=now),
+                items=recommendations_for(
+                    session, member.user_id, limit=4, now=now, item_info=s.item_info, cache=s.popular
+                ),
+            )
+        s.pages.put(key, body, now)
+    return render_template("loyalty/dashboard.html", body=Markup(body))  # noqa: S704 - rendered by us, escaped
 
 
 @portal.route("/join", methods=["GET", "POST"])
