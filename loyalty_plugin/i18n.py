@@ -16,13 +16,15 @@ from typing import Any
 from babel import Locale
 from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal
-from flask import Flask, current_app, has_request_context, request
+from flask import Flask, current_app, g, has_request_context, request
 from flask_babel import Babel, Domain, get_locale
 
 from .errors import LoyaltyError
 
 #: Languages the plugin's pages are written in; the first is the fallback.
 LANGUAGES = ("en", "zh")
+
+ENGLISH = Locale.parse(LANGUAGES[0])
 
 domain = Domain(translation_directories=str(files("loyalty_plugin") / "translations"), domain="loyalty")
 gettext = domain.gettext
@@ -43,10 +45,12 @@ def init_app(app: Flask) -> None:
 def locale() -> Locale:
     """The locale the plugin's pages are in: the host's, unless the plugin has no catalog for
     it; then English, so that numbers and dates match the words around them."""
-    chosen = get_locale() if has_request_context() else None
-    if chosen is None or chosen.language not in LANGUAGES:
-        return Locale.parse(LANGUAGES[0])
-    return chosen
+    if not has_request_context():
+        return ENGLISH
+    if "loyalty_locale" not in g:  # asked several times per page
+        chosen = get_locale()
+        g.loyalty_locale = chosen if chosen is not None and chosen.language in LANGUAGES else ENGLISH
+    return g.loyalty_locale
 
 
 def error_message(exc: LoyaltyError) -> str:

@@ -245,25 +245,16 @@ def claw_back(
 
 def balance_of(session: Session, member: Member, *, now: datetime, settings: Settings) -> Balance:
     horizon = now + timedelta(days=settings.expiry_warning_days)
-    soon, first = session.execute(
-        select(func.coalesce(func.sum(PointLot.remaining), 0), func.min(PointLot.expires_at)).where(
-            PointLot.member_id == member.id,
-            PointLot.status == "available",
-            PointLot.remaining > 0,
-            PointLot.expires_at <= horizon,
-        )
+    expiring, first = session.execute(
+        select(
+            func.sum(PointLot.remaining).filter(PointLot.expires_at <= horizon), func.min(PointLot.expires_at)
+        ).where(PointLot.member_id == member.id, PointLot.status == "available", PointLot.remaining > 0)
     ).one()
-    if first is None:
-        first = session.scalar(
-            select(func.min(PointLot.expires_at)).where(
-                PointLot.member_id == member.id, PointLot.status == "available", PointLot.remaining > 0
-            )
-        )
     return Balance(
         available=max(member.points_balance, 0),
         pending=member.points_pending,
         owed=max(-member.points_balance, 0),
-        expiring_soon=int(soon),
+        expiring_soon=int(expiring or 0),
         next_expiry=first,
     )
 

@@ -49,40 +49,13 @@ def popular(session: Session, *, now: datetime, limit: int) -> list[tuple[str, i
     ]
 
 
-class PopularCache:
-    """The ranking per app, recomputed at most every ``REFRESH`` (per worker process)."""
-
-    def __init__(self) -> None:
-        self._ranked: list[tuple[str, int]] = []
-        self._until: datetime | None = None
-        self._lock = threading.Lock()
-
-    def ranked(self, session: Session, *, now: datetime) -> list[tuple[str, int]]:
-        with self._lock:
-            if self._until is None or not (self._until - REFRESH <= now < self._until):
-                self._ranked = popular(session, now=now, limit=CANDIDATES)
-                self._until = now + REFRESH
-            return self._ranked
+ItemInfo = Callable[[list[str]], dict[str, dict[str, Any]]]
 
 
-#: How many popular items are kept: enough to fill a widget after filtering out of stock.
-CANDIDATES = 60
-
-
-def recommendations_for(
-    session: Session,
-    user_id: str | None,
-    *,
-    limit: int,
-    now: datetime,
-    item_info: Callable[[list[str]], dict[str, dict[str, Any]]] | None,
-    cache: PopularCache | None = None,
+def suggest(
+    session: Session, ranked: list[tuple[str, int]], item_info: ItemInfo | None, limit: int
 ) -> list[Suggestion]:
-    """Popular items in stock, with the shop's own product data where its ``item_info`` hook has it."""
-    if cache is not None:
-        ranked = cache.ranked(session, now=now)[: limit * 3]
-    else:
-        ranked = popular(session, now=now, limit=limit * 3)
+    """Ranked items in stock, with the shop's own product data where its ``item_info`` hook has it."""
     skus = [sku for sku, _ in ranked]
     known = {i.sku: i for i in session.scalars(select(Item).where(Item.sku.in_(skus)))} if skus else {}
     hosted = item_info(skus) if item_info and skus else {}
@@ -107,3 +80,40 @@ def recommendations_for(
         if len(out) == limit:
             break
     return out
+
+
+class PopularCache:
+    """Popular items with their product data, per app and worker, rebuilt at most every
+    ``REFRESH``: the same for every member, so no page view should pay for them."""
+
+    def __init__(self) -> None:
+        self._items: list[Suggestion] = []
+        self._until: datetime | None = None
+        self._lock = threading.Lock()
+
+    def suggestions(self, session: Session, *, now: datetime, item_info: ItemInfo | None) -> list[Suggestion]:
+        with self._lock:
+            if self._until is None or not (self._until - REFRESH <= now < self._until):
+                self._items = suggest(session, popular(session, now=now, limit=CANDIDATES), item_info, CANDIDATES)
+                self._until = now + REFRESH
+            return self._items
+
+
+#: How many popular items are kept: enough to fill a widget after filtering out of stock.
+CANDIDATES = 60
+
+
+def recommendations_for(
+    session: Session,
+    user_id: str | None,
+    *,
+    limit: int,
+    now: datetime,
+    item_info: ItemInfo | None,
+    cache: PopularCache | None = None,
+) -> list[Suggestion]:
+    """What the "recommended for you" slot shows: popular items in stock (until the recommender
+    issue lands)."""
+    if cache is not None:
+        return cache.suggestions(session, now=now, item_info=item_info)[:limit]
+    return suggest(session, popular(session, now=now, limit=limit * 3), item_info, limit)

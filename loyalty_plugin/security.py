@@ -9,6 +9,8 @@ must share the counts.
 
 from __future__ import annotations
 
+import functools
+
 from flask import Flask, Response, current_app, request
 from flask_limiter import Limiter
 from flask_login import current_user
@@ -74,12 +76,21 @@ def csrf_ok() -> bool:
 
 
 def add_headers(response: Response, settings: Settings) -> Response:
-    """Headers for pages that show one member's data: not framed, not cached, not sniffed."""
+    """Headers for pages that show one member's data: not framed, not cached, not sniffed;
+    each only where the shop has not set its own."""
     headers = response.headers
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("Referrer-Policy", "same-origin")
-    headers.setdefault("X-Frame-Options", "DENY")
-    headers.setdefault("Cache-Control", "no-store")
-    if settings.content_security_policy:
-        headers.setdefault("Content-Security-Policy", settings.content_security_policy)
+    for name, value in _headers(settings.content_security_policy):
+        if name not in headers:
+            headers[name] = value
     return response
+
+
+@functools.cache
+def _headers(policy: str | None) -> tuple[tuple[str, str], ...]:
+    fixed = (
+        ("X-Content-Type-Options", "nosniff"),
+        ("Referrer-Policy", "same-origin"),
+        ("X-Frame-Options", "DENY"),
+        ("Cache-Control", "no-store"),
+    )
+    return (*fixed, ("Content-Security-Policy", policy)) if policy else fixed
