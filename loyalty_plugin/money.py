@@ -37,17 +37,6 @@ def to_money(value: Any, field: str, *, allow_zero: bool = True) -> Decimal:
 MAX_ID = 2**31 - 1
 
 
-def to_id(value: Any, field: str) -> int:
-    """A row id from outside: a positive integer the id column can hold."""
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise BadInput(f"{field} must be a whole number.", field=field) from None
-    if isinstance(value, bool) or not 0 < number <= MAX_ID:
-        raise BadInput(f"{field} is not a valid id.", field=field)
-    return number
-
-
 def to_quantity(value: Any, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise BadInput(f"{field} must be a whole number.", field=field)
