@@ -1,0 +1,1 @@
+"""The recommender's models: scikit-learn shaped, NumPy/SciPy only, no Flask."""
