@@ -62,7 +62,15 @@ from bench.common import (
     print_figures,
     write_json,
 )
-from bench.generate import DEFAULT_TIERS, NOW, SECOND, libpq_url, prepare_database, time_text
+from bench.generate import (
+    DEFAULT_TIERS,
+    NOW,
+    SECOND,
+    libpq_url,
+    prepare_database,
+    shipping_and_refunds,
+    time_text,
+)
 
 HISTORY_DAYS = 730
 DAY_S = 86_400
@@ -190,18 +198,7 @@ def simulate_shop(members: int, *, seed: int = 7, now: datetime = NOW, shape: Sh
     member_idx = np.where(customer >= 0, np.append(buyer_member, np.full(outsiders, -1))[customer], -1)
     is_member = member_idx >= 0
     outsider_no = np.where((customer >= 0) & ~is_member, customer - len(buyer_member), -1)
-    shipping = np.where(subtotal < shape.free_shipping_from, shape.shipping, 0).astype(np.int64)
-    total = subtotal + shipping
-    draw = rng.random(count)
-    refunded = np.where(
-        draw < shape.full_refund_share,
-        total,
-        np.where(
-            draw < shape.full_refund_share + shape.partial_refund_share,
-            np.round(subtotal * rng.uniform(0.1, 0.9, count)),
-            0,
-        ),
-    ).astype(np.int64)
+    shipping, total, refunded = shipping_and_refunds(rng, subtotal, shape)
 
     # Members: enrolled at their first order (three in ten some weeks before), or anywhere.
     enrolled = end - rng.integers(DAY_S, HISTORY_DAYS * DAY_S, members) * SECOND

@@ -1147,16 +1147,8 @@ def breakdown(
     """The dashboard request in this process (test client, same database): where its time goes."""
     from sqlalchemy import event
 
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with environment(env):
         app = dashboard_app()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     path = dashboard_path(app)
     engine = app.extensions["loyalty"].store.engine
     timing: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
@@ -1425,22 +1417,29 @@ def bench(label: str, url: str, shop: Shop, args: argparse.Namespace) -> list[Fi
     ]
 
 
-def _served_path(env: dict[str, str]) -> str:
-    """``url_for('loyalty.dashboard')`` of the served app's configuration."""
+@contextmanager
+def environment(env: dict[str, str]) -> Iterator[None]:
+    """``env`` in ``os.environ`` for the block (the app factory reads its settings there)."""
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        app = dashboard_app()
-        try:
-            return dashboard_path(app)
-        finally:
-            app.extensions["loyalty"].store.dispose()
+        yield
     finally:
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def _served_path(env: dict[str, str]) -> str:
+    """``url_for('loyalty.dashboard')`` of the served app's configuration."""
+    with environment(env):
+        app = dashboard_app()
+        try:
+            return dashboard_path(app)
+        finally:
+            app.extensions["loyalty"].store.dispose()
 
 
 def shop_rows(shop: Shop) -> str:

@@ -305,6 +305,25 @@ class ShopShape:
     tiers: tuple[tuple[str, int], ...] = DEFAULT_TIERS
 
 
+def shipping_and_refunds(rng: np.random.Generator, subtotal: np.ndarray, shape: Any) -> tuple[np.ndarray, ...]:
+    """Per order, in cents: shipping (free from ``shape.free_shipping_from``), the total paid, and
+    what was refunded (a share in full, a share in part, the rest nothing)."""
+    count = len(subtotal)
+    shipping = np.where(subtotal < shape.free_shipping_from, shape.shipping, 0).astype(np.int64)
+    total = subtotal + shipping
+    draw = rng.random(count)
+    refunded = np.where(
+        draw < shape.full_refund_share,
+        total,
+        np.where(
+            draw < shape.full_refund_share + shape.partial_refund_share,
+            np.round(subtotal * rng.uniform(0.1, 0.9, count)),
+            0,
+        ),
+    ).astype(np.int64)
+    return shipping, total, refunded
+
+
 def generate_shop(
     members: int,
     *,
@@ -357,18 +376,7 @@ def generate_shop(
         per_order = 1 + rng.poisson(mean_extra)
         lines = sample_lines(rng, catalog, per_order)
         subtotal = subtotals(lines, count)
-        shipping = np.where(subtotal < shape.free_shipping_from, shape.shipping, 0).astype(np.int64)
-        total = subtotal + shipping
-        draw = rng.random(count)
-        refunded = np.where(
-            draw < shape.full_refund_share,
-            total,
-            np.where(
-                draw < shape.full_refund_share + shape.partial_refund_share,
-                np.round(subtotal * rng.uniform(0.1, 0.9, count)),
-                0,
-            ),
-        ).astype(np.int64)
+        shipping, total, refunded = shipping_and_refunds(rng, subtotal, shape)
 
         erased = rng.random(n) < shape.erased_share
         since = end - shape.window_days * 86_400 * SECOND

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .config import Settings, Tier
+from .database import find
 from .models import (
     ChurnAlert,
     Coupon,
@@ -162,6 +163,12 @@ def catalog(session: Session, member: Member, *, settings: Settings) -> list[Off
         short = max(reward.cost_points - max(member.points_balance, 0), 0)
         offers.append(Offer(reward, short, blocked, min_tier))
     return offers
+
+
+def own_coupon(session: Session, member: Member, coupon_id: int) -> Coupon | None:
+    """The member's coupon with this id; someone else's is not found, exactly like a wrong id."""
+    found = find(session, Coupon, coupon_id)
+    return found if found is not None and found.member_id == member.id else None
 
 
 def active_coupon_count(session: Session, member: Member, *, now: datetime) -> int:

@@ -152,7 +152,8 @@ def upsert_insert(bind: Session | Connection) -> Any:
     return {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect.name]
 
 
-def find(session: Session, model: type[T], ident: int) -> T | None:
+def find(session: Session, model: type[T], ident: int, **options: Any) -> T | None:
     """The row with this id, or None, also for an id too large for the column (which the
-    database would refuse with an error instead of finding nothing)."""
-    return session.get(model, ident) if 0 < ident <= MAX_ID else None
+    database would refuse with an error instead of finding nothing); ``options`` go to
+    ``Session.get``."""
+    return session.get(model, ident, **options) if 0 < ident <= MAX_ID else None

@@ -16,7 +16,7 @@ from .errors import NotEnrolled
 from .models import Coupon, Member, Reward
 from .money import utcnow
 from .pagecache import FragmentCache
-from .popularity import PopularCache
+from .popularity import PopularCache, Suggestion, recommendations_for
 
 Hook = Callable[..., Any]
 
@@ -48,6 +48,12 @@ class LoyaltyState:
     popular: PopularCache = field(default_factory=PopularCache)
     #: Rendered dashboards of this worker, keyed by member version.
     pages: FragmentCache = field(default_factory=lambda: FragmentCache(0, timedelta(0)))
+
+    def suggestions(self, session: Any, user_id: str | None, *, limit: int) -> list[Suggestion]:
+        """What the "recommended for you" slot shows this user now (widget, dashboard, API)."""
+        return recommendations_for(
+            session, user_id, limit=limit, now=self.clock(), item_info=self.item_info, cache=self.popular
+        )
 
 
 class Loyalty:

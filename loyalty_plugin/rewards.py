@@ -14,10 +14,10 @@ from sqlalchemy.orm import Session
 
 from . import audit, ledger, signals
 from .config import Settings
-from .database import lock_member
+from .database import find, lock_member
 from .errors import N_, BadInput, InsufficientPoints, InvalidCoupon, NotEnrolled, RewardUnavailable
 from .models import Coupon, Member, Reward
-from .money import CENT, MAX_ID, to_money, to_points, to_text
+from .money import CENT, to_money, to_points, to_text
 
 KINDS = ("fixed_amount", "percent", "free_shipping", "free_item")
 EDITABLE = (
@@ -158,7 +158,7 @@ def redeem(session: Session, user_id: Any, reward_id: Any, *, now: datetime, set
         rid = int(reward_id)
     except (TypeError, ValueError):
         raise BadInput("reward_id must be a reward's number.", field="reward_id") from None
-    reward = session.get(Reward, rid, with_for_update=True, populate_existing=True) if 0 < rid <= MAX_ID else None
+    reward = find(session, Reward, rid, with_for_update=True, populate_existing=True)
     if reward is None:
         raise RewardUnavailable(N_("There is no such reward."), reason="reward_not_found")
     if not reward.active:

@@ -17,12 +17,10 @@ from flask_wtf.csrf import generate_csrf
 from werkzeug.exceptions import HTTPException
 
 from .. import account, ledger, members, orders, rewards
-from ..database import find
 from ..errors import BadInput, CsrfFailed, LoginRequired, LoyaltyError, NotEnrolled
 from ..i18n import error_message, gettext
 from ..models import Coupon, Member
 from ..openapi import document
-from ..popularity import recommendations_for
 from ..rewards import display_code, member_coupons
 from ..security import add_headers, csrf_ok
 from ..webhooks import HEADER, BadSignature, verify
@@ -91,8 +89,13 @@ def _member(session: Any) -> Member:
 
 
 def _json_body(fields: set[str]) -> dict[str, Any]:
+    return _json_object(request.get_data(cache=True) or b"{}", fields)
+
+
+def _json_object(body: bytes, fields: set[str]) -> dict[str, Any]:
+    """The body as a JSON object of known fields; numbers read exactly, as decimals."""
     try:
-        payload = json.loads(request.get_data(cache=True) or b"{}", parse_float=Decimal)
+        payload = json.loads(body, parse_float=Decimal)
     except (ValueError, RecursionError):
         raise BadInput("The body is not valid JSON.") from None
     if not isinstance(payload, dict):
@@ -274,8 +277,8 @@ def coupon(coupon_id: int) -> Any:
     state = _state()
     with state.store.work(write=False) as session:
         member = _member(session)
-        found = find(session, Coupon, coupon_id)
-        if found is None or found.member_id != member.id:
+        found = account.own_coupon(session, member, coupon_id)
+        if found is None:
             return error("not_found", gettext("You have no such coupon."), 404)
         return jsonify({"coupon": coupon_json(found, state.clock())})
 
@@ -308,14 +311,7 @@ def recommendations() -> Any:
     limit = _int_arg("limit", 8, lo=1, hi=50)
     with state.store.work(write=False) as session:
         _member(session)
-        items = recommendations_for(
-            session,
-            current_user.get_id(),
-            limit=limit,
-            now=state.clock(),
-            item_info=state.item_info,
-            cache=state.popular,
-        )
+        items = state.suggestions(session, current_user.get_id(), limit=limit)
         return jsonify(
             {
                 "items": [
@@ -345,16 +341,7 @@ def _signed_body(fields: set[str]) -> dict[str, Any]:
         tolerance=state.settings.webhook_tolerance,
         now=time.time(),
     )
-    try:
-        payload = json.loads(body, parse_float=Decimal)
-    except (ValueError, RecursionError):
-        raise BadInput("The body is not valid JSON.") from None
-    if not isinstance(payload, dict):
-        raise BadInput("The body must be a JSON object.")
-    unknown = sorted(set(payload) - fields)
-    if unknown:
-        raise BadInput(f"Unknown field {unknown[0]!r}.", field=unknown[0])
-    return payload
+    return _json_object(body, fields)
 
 
 @api.post("/orders")

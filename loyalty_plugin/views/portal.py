@@ -19,7 +19,6 @@ from ..forms import JoinForm
 from ..i18n import error_message, gettext, locale, template_helpers
 from ..i18n import points as format_points
 from ..models import Member
-from ..popularity import recommendations_for
 from ..rewards import display_code
 from ..security import add_headers, csrf_ok
 
@@ -121,9 +120,7 @@ def dashboard() -> Any:
                 progress=account.tier_progress(session, member, now=now, settings=s.settings),
                 activity=account.recent_activity(session, member),
                 active_coupons=account.active_coupon_count(session, member, now=now),
-                items=recommendations_for(
-                    session, member.user_id, limit=4, now=now, item_info=s.item_info, cache=s.popular
-                ),
+                items=s.suggestions(session, member.user_id, limit=4),
             )
         s.pages.put(key, body, now)
     return render_template("loyalty/dashboard.html", body=Markup(body))  # our template, autoescaped  # noqa: S704  # nosec B704

@@ -13,7 +13,7 @@ from ..database import find
 from ..errors import LoyaltyError
 from ..forms import ConfirmForm, CouponCheckForm
 from ..i18n import gettext
-from ..models import Coupon, Reward
+from ..models import Reward
 from .portal import current_member, portal, refuse, state
 
 COUPON_TABS = ("active", "used", "expired")
@@ -78,8 +78,8 @@ def coupon(coupon_id: int) -> Any:
     s = state()
     with s.store.work(write=False) as session:
         member = current_member(session)
-        found = find(session, Coupon, coupon_id)
-        if found is None or found.member_id != member.id:
+        found = account.own_coupon(session, member, coupon_id)
+        if found is None:
             abort(404)
         status = account.coupon_state(found, s.clock())
         return render_template("loyalty/coupon.html", member=member, coupon=found, status=status)

@@ -13,7 +13,6 @@ from markupsafe import Markup
 
 from .. import members
 from ..i18n import template_helpers
-from ..popularity import recommendations_for
 
 
 def _logged_in() -> bool:
@@ -41,14 +40,7 @@ def loyalty_recommendations(limit: int = 4) -> Markup:
         return Markup("")
     state = current_app.extensions["loyalty"]
     with state.store.work(write=False) as session:
-        items = recommendations_for(
-            session,
-            current_user.get_id(),
-            limit=limit,
-            now=state.clock(),
-            item_info=state.item_info,
-            cache=state.popular,
-        )
+        items = state.suggestions(session, current_user.get_id(), limit=limit)
         html = render_template(
             "loyalty/_recommendations.html", items=items, **template_helpers(state.settings.currency)
         )
