@@ -21,6 +21,7 @@ from .extension import Loyalty
 from .ledger import Balance
 from .models import Coupon, Member, Reward
 from .orders import OrderReceipt, RefundReceipt
+from .popularity import Suggestion
 from .rewards import Discount
 from .signals import (
     churn_alert,
@@ -51,6 +52,7 @@ __all__ = [
     "RefundReceipt",
     "Reward",
     "RewardUnavailable",
+    "Suggestion",
     "churn_alert",
     "coupon_issued",
     "coupon_used",

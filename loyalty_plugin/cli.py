@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import click
 from flask import current_app
@@ -124,17 +124,26 @@ def scheduler_command() -> None:
 
 
 @loyalty_cli.command("report")
-@click.argument("name", type=click.Choice(["churn", "segments", "tiers"]))
-@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Write one row per member to this CSV.")
+@click.argument("name", type=click.Choice(["churn", "segments", "tiers", "ab"]))
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Write the report's rows to this CSV.")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="ab: first day (default: 30 days ago).")
+@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="ab: last day (default: today).")
 @with_appcontext
-def report_command(name: str, csv_path: str | None) -> None:
-    """Print a report's summary (as of the last churn scan for churn and segments)."""
-    from . import reports
+def report_command(name: str, csv_path: str | None, since: datetime | None, until: datetime | None) -> None:
+    """Print a report's summary (as of the last churn scan for churn and segments; ab: the
+    recommendations A/B test per variant, with 95 % intervals)."""
+    from . import experiments, reports
 
     state = _state()
     with state.store.work(write=False) as session:
         if name == "tiers":
             report = reports.tiers_report(session, now=state.clock(), settings=state.settings)
+        elif name == "ab":
+            last = until.date() if until else state.clock().date()
+            first = since.date() if since else last - timedelta(days=29)
+            if first > last:
+                raise click.BadParameter("--since must not be after --until.", param_hint="--since")
+            report = experiments.ab_report(session, state.settings, since=first, until=last)
         else:
             report = reports.churn_report(session) if name == "churn" else reports.segments_report(session)
     for line in report.summary:
@@ -142,6 +151,45 @@ def report_command(name: str, csv_path: str | None) -> None:
     if csv_path:
         report.write_csv(csv_path)
         click.echo(f"{len(report.rows)} row(s) written to {csv_path}")
+
+
+@loyalty_cli.command("evaluate-recommender")
+@click.option(
+    "--cutoff", type=click.DateTime(["%Y-%m-%d"]), help="Train before this day (default: WEEKS before the last order)."
+)
+@click.option("--weeks", default=13, show_default=True, type=click.IntRange(1, 104), help="Weeks tested after it.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Write the table to this CSV.")
+@with_appcontext
+def evaluate_recommender_command(cutoff: datetime | None, weeks: int, csv_path: str | None) -> None:
+    """Offline evaluation on the shop's own orders: train before one cut-off, test on the next
+    weeks; the blend beside popularity, buy-again and item-kNN, for items new to the member and
+    for all items."""
+    from .recommend.evaluate import evaluate
+    from .recommender_store import purchases
+
+    state = _state()
+    with state.store.work(write=False) as session:
+        data = purchases(session, until=state.clock())
+    if data.empty:
+        raise click.ClickException("There are no orders to evaluate on: record or import orders first.")
+    cut = cutoff or (data["at"].max() - timedelta(weeks=weeks)).normalize().to_pydatetime()
+    if not data["at"].min() < cut <= data["at"].max():
+        raise click.BadParameter(
+            f"the orders run from {data['at'].min():%Y-%m-%d} to {data['at'].max():%Y-%m-%d}; pick a day between.",
+            param_hint="--cutoff",
+        )
+    with click.progressbar(length=1, label="evaluating", show_pos=True) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.length = total
+            bar.update(done - bar.pos)
+
+        result = evaluate(data, cutoff=cut, weeks=weeks, progress=progress)
+    click.echo(f"cut-off {cut:%Y-%m-%d}, {weeks} test weeks, top {result.k}")
+    click.echo(result.summary())
+    if csv_path:
+        result.table.to_csv(csv_path)
+        click.echo(f"{len(result.table)} row(s) written to {csv_path}")
 
 
 @loyalty_cli.command("import-orders")

@@ -84,6 +84,13 @@ DEFAULTS: dict[str, Any] = {
     "LOYALTY_RATE_LIMIT_COUPONS": "10 per minute",
     "LOYALTY_RATE_LIMIT_REDEEM": "10 per minute",
     "LOYALTY_CONTENT_SECURITY_POLICY": DEFAULT_CSP,
+    "LOYALTY_RECOMMENDER_REFRESH_SECONDS": 60,
+    "LOYALTY_RECOMMENDER_KEEP_VERSIONS": 3,
+    "LOYALTY_RECOMMENDER_IMPRESSION_FLUSH_SECONDS": 10,
+    "LOYALTY_ATTRIBUTION_DAYS": 7,
+    "LOYALTY_AB_EXPERIMENT": "recommendations",
+    "LOYALTY_AB_VARIANTS": {"model": 80, "popular": 20},
+    "LOYALTY_AB_HOLDOUT": "0",
 }
 
 DESCRIPTIONS: dict[str, str] = {
@@ -130,6 +137,15 @@ DESCRIPTIONS: dict[str, str] = {
     "LOYALTY_RATE_LIMIT_COUPONS": "How often one member (or address) may check a coupon code.",
     "LOYALTY_RATE_LIMIT_REDEEM": "How often one member may redeem a reward.",
     "LOYALTY_CONTENT_SECURITY_POLICY": "Content-Security-Policy of the plugin's pages; none: the shop sets its own.",
+    "LOYALTY_RECOMMENDER_REFRESH_SECONDS": "How often a worker looks for a newer fitted recommender in the database.",
+    "LOYALTY_RECOMMENDER_KEEP_VERSIONS": "Fitted recommender versions kept in the database (older ones are deleted).",
+    "LOYALTY_RECOMMENDER_IMPRESSION_FLUSH_SECONDS": (
+        "Longest a worker keeps widget impression counts before writing them; 0: write on every view."
+    ),
+    "LOYALTY_ATTRIBUTION_DAYS": "Days after a click on a recommended item in which buying it counts for the click.",
+    "LOYALTY_AB_EXPERIMENT": "Name of the recommendations A/B test; a new name reshuffles members into variants.",
+    "LOYALTY_AB_VARIANTS": "Variants and their weights: `model` (the recommender) and/or `popular` (popular items).",
+    "LOYALTY_AB_HOLDOUT": "Share of members (0-1) who see no recommendations, to measure what the widget adds.",
 }
 
 
@@ -194,6 +210,14 @@ class Settings:
     rate_limit_coupons: str
     rate_limit_redeem: str
     content_security_policy: str | None
+    recommender_refresh_seconds: int
+    recommender_keep_versions: int
+    impression_flush_seconds: int
+    attribution_days: int
+    ab_experiment: str
+    #: variant -> weight
+    ab_variants: Mapping[str, int]
+    ab_holdout: float
 
     def tier(self, code: str) -> Tier:
         for tier in self.tiers:
@@ -357,6 +381,36 @@ def _optional_text(key: str, value: Any) -> str | None:
     raise ConfigError(f"{key}: must be text or none.")
 
 
+#: What the A/B variants can be: the fitted model, or popular items only.
+VARIANTS = ("model", "popular")
+
+
+def _variants(value: Any) -> dict[str, int]:
+    key = "LOYALTY_AB_VARIANTS"
+    if not isinstance(value, Mapping) or not value:
+        raise ConfigError(f"{key}: give variants and weights, like {{'model': 80, 'popular': 20}}.")
+    unknown = sorted(set(value) - set(VARIANTS))
+    if unknown:
+        raise ConfigError(f"{key}: unknown variant {unknown[0]!r}; the variants are 'model' and 'popular'.")
+    weights = {name: _int(f"{key}[{name!r}]", weight) for name, weight in value.items()}
+    if not any(weights.values()):
+        raise ConfigError(f"{key}: at least one variant needs a weight above 0.")
+    return weights
+
+
+def _share(key: str, value: Any) -> float:
+    share = _decimal(key, value, minimum=Decimal(0))
+    if share >= 1:
+        raise ConfigError(f"{key}: {value!r} is a share: give a number from 0 up to (not including) 1.")
+    return float(share)
+
+
+def _name(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > 100:
+        raise ConfigError(f"{key}: give a name of 1 to 100 characters.")
+    return value
+
+
 def load_settings(config: Mapping[str, Any]) -> Settings:
     """Validate every ``LOYALTY_*`` key of ``config``, defaults filled in."""
     unknown = sorted(k for k in config if k.startswith("LOYALTY_") and k not in DEFAULTS)
@@ -414,4 +468,17 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         rate_limit_coupons=_rate("LOYALTY_RATE_LIMIT_COUPONS", c["LOYALTY_RATE_LIMIT_COUPONS"]),
         rate_limit_redeem=_rate("LOYALTY_RATE_LIMIT_REDEEM", c["LOYALTY_RATE_LIMIT_REDEEM"]),
         content_security_policy=_optional_text("LOYALTY_CONTENT_SECURITY_POLICY", c["LOYALTY_CONTENT_SECURITY_POLICY"]),
+        recommender_refresh_seconds=_int(
+            "LOYALTY_RECOMMENDER_REFRESH_SECONDS", c["LOYALTY_RECOMMENDER_REFRESH_SECONDS"], minimum=1
+        ),
+        recommender_keep_versions=_int(
+            "LOYALTY_RECOMMENDER_KEEP_VERSIONS", c["LOYALTY_RECOMMENDER_KEEP_VERSIONS"], minimum=1
+        ),
+        impression_flush_seconds=_int(
+            "LOYALTY_RECOMMENDER_IMPRESSION_FLUSH_SECONDS", c["LOYALTY_RECOMMENDER_IMPRESSION_FLUSH_SECONDS"]
+        ),
+        attribution_days=_int("LOYALTY_ATTRIBUTION_DAYS", c["LOYALTY_ATTRIBUTION_DAYS"], minimum=1),
+        ab_experiment=_name("LOYALTY_AB_EXPERIMENT", c["LOYALTY_AB_EXPERIMENT"]),
+        ab_variants=_variants(c["LOYALTY_AB_VARIANTS"]),
+        ab_holdout=_share("LOYALTY_AB_HOLDOUT", c["LOYALTY_AB_HOLDOUT"]),
     )

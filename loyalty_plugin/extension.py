@@ -16,7 +16,10 @@ from .errors import NotEnrolled
 from .models import Coupon, Member, Reward
 from .money import utcnow
 from .pagecache import FragmentCache
-from .popularity import PopularCache, Suggestion, recommendations_for
+from .popularity import PopularCache, Suggestion
+from .recommendations import Shown, recommend
+from .recommender_store import ModelHolder
+from .tracking import ImpressionLog
 
 Hook = Callable[..., Any]
 
@@ -48,12 +51,40 @@ class LoyaltyState:
     popular: PopularCache = field(default_factory=PopularCache)
     #: Rendered dashboards of this worker, keyed by member version.
     pages: FragmentCache = field(default_factory=lambda: FragmentCache(0, timedelta(0)))
+    #: This worker's copy of the newest fitted recommender.
+    models: ModelHolder = field(default_factory=lambda: ModelHolder(timedelta(minutes=1)))
+    #: Widget impressions counted by this worker, written in batches.
+    impressions: ImpressionLog | None = None
 
-    def suggestions(self, session: Any, user_id: str | None, *, limit: int) -> list[Suggestion]:
-        """What the "recommended for you" slot shows this user now (widget, dashboard, API)."""
-        return recommendations_for(
-            session, user_id, limit=limit, now=self.clock(), item_info=self.item_info, cache=self.popular
+    def recommend(self, session: Any, user_id: str, *, limit: int) -> Shown:
+        """What the "recommended for you" slot shows this user now, without counting a view."""
+        return recommend(
+            session,
+            user_id,
+            limit=limit,
+            now=self.clock(),
+            settings=self.settings,
+            item_info=self.item_info,
+            popular=self.popular,
+            models=self.models,
         )
+
+    def count_view(self, user_id: str, shown: Shown) -> None:
+        """Count one showing of the widget (for the holdout: one that was left out)."""
+        if self.impressions is not None:
+            self.impressions.record(
+                user_id=user_id,
+                experiment=self.settings.ab_experiment,
+                variant=shown.variant,
+                items=len(shown.items),
+                now=self.clock(),
+            )
+
+    def suggestions(self, session: Any, user_id: str, *, limit: int) -> list[Suggestion]:
+        """The widget's items for this user (widget, dashboard, API), the view counted."""
+        shown = self.recommend(session, user_id, limit=limit)
+        self.count_view(user_id, shown)
+        return shown.items
 
 
 class Loyalty:
@@ -96,12 +127,21 @@ class Loyalty:
             seed_users=seed_users,
         )
         state.pages = FragmentCache(settings.page_cache_size, timedelta(seconds=settings.page_cache_seconds))
+        state.models = ModelHolder(timedelta(seconds=settings.recommender_refresh_seconds))
+        state.impressions = ImpressionLog(state.store, settings.impression_flush_seconds)
         app.extensions["loyalty"] = state
 
         from .cli import loyalty_cli
         from .views import register_views
 
         register_views(app, settings)
+        from .views.tracking import loyalty_click_url, tracking
+
+        app.register_blueprint(tracking, url_prefix=f"{settings.url_prefix}/r")
+        app.add_template_global(loyalty_click_url)
+        from .views.widgets import recommendation_reason
+
+        app.add_template_global(recommendation_reason)
         app.cli.add_command(loyalty_cli)
         if settings.scheduler:
             from .scheduler import start_in_app
@@ -261,6 +301,14 @@ class Loyalty:
         state = self.state()
         with state.store.work() as session:
             return tiers.evaluate_tiers(session, now=state.clock(), settings=state.settings)
+
+    # Recommendations ---------------------------------------------------------------------
+
+    def recommend(self, user_id: Any, k: int = 8) -> list[Suggestion]:
+        """The items the widget would show this user, each with its reason; no view is counted."""
+        state = self.state()
+        with state.store.work(write=False) as session:
+            return state.recommend(session, str(user_id), limit=k).items
 
     def verify(self) -> list[ledger.Discrepancy]:
         with self.state().store.work(write=False) as session:

@@ -151,8 +151,21 @@ def _churn(ctx: JobContext) -> dict[str, int]:
 
 
 def _recommender(ctx: JobContext) -> dict[str, int]:
-    """Retraining arrives with the recommender; until then the run is recorded and does nothing."""
-    return {}
+    """Fit on every purchase so far and store the result as the newest version, which every
+    worker then serves; one transaction, so a killed run leaves the previous version serving."""
+    from .recommender_store import fit_version
+
+    with ctx.store.work() as session:
+        fitted = fit_version(session, now=ctx.now, keep=ctx.settings.recommender_keep_versions)
+    ctx.store.commit()
+    if fitted is None:
+        return {"interactions": 0}
+    return {
+        "version": fitted.version,
+        "interactions": fitted.interactions,
+        "users": fitted.users,
+        "items": fitted.items,
+    }
 
 
 #: Every job the scheduler and ``flask loyalty run-job`` know, by name.

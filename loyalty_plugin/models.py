@@ -21,6 +21,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -420,3 +421,62 @@ class ChurnAlert(Base):
     outcome: Mapped[str | None] = mapped_column(String(10))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime)
     coupon_id: Mapped[int | None] = mapped_column(ForeignKey("loyalty_coupons.id"))
+
+
+class RecommenderVersion(Base):
+    """A fitted recommender, stored whole: every worker process and host loads the newest one
+    from here, so they all serve the same version and pick up a new one without a restart."""
+
+    __tablename__ = "loyalty_recommender_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    fitted_at: Mapped[datetime] = mapped_column(DateTime)
+    #: Orders up to this moment were its training data.
+    trained_until: Mapped[datetime] = mapped_column(DateTime)
+    fit_seconds: Mapped[float] = mapped_column(Float)
+    users: Mapped[int] = mapped_column(Integer)
+    items: Mapped[int] = mapped_column(Integer)
+    interactions: Mapped[int] = mapped_column(Integer)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: Offline evaluation on the shop's own orders (``evaluate-recommender``), when there were enough.
+    scores: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    artifact: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class RecommendationImpressions(Base):
+    """How often the widget showed a member items, per day and A/B variant: counts, not rows,
+    so a busy page costs one upsert per flush, not one insert per view."""
+
+    __tablename__ = "loyalty_recommendation_impressions"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    experiment: Mapped[str] = mapped_column(String(100), primary_key=True)
+    variant: Mapped[str] = mapped_column(String(30), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    #: Items shown (a widget of four is four).
+    items_shown: Mapped[int] = mapped_column(Integer)
+    #: Times the widget was shown.
+    views: Mapped[int] = mapped_column(Integer)
+
+
+class RecommendationClick(Base):
+    """A click on a recommended item, through the tracking redirect. Purchases of the item by
+    the same user within ``LOYALTY_ATTRIBUTION_DAYS`` are attributed to it."""
+
+    __tablename__ = "loyalty_recommendation_clicks"
+    __table_args__ = (
+        Index("ix_loyalty_recommendation_clicks_user_sku", "user_id", "sku", "clicked_at"),
+        Index("ix_loyalty_recommendation_clicks_experiment", "experiment", "clicked_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(255))
+    experiment: Mapped[str] = mapped_column(String(100))
+    variant: Mapped[str] = mapped_column(String(30))
+    sku: Mapped[str] = mapped_column(String(100))
+    position: Mapped[int] = mapped_column(Integer)
+    #: buy_again | similar | popular
+    reason: Mapped[str] = mapped_column(String(20))
+    #: None for popular items (no model behind them).
+    model_version: Mapped[int | None] = mapped_column(Integer)
+    clicked_at: Mapped[datetime] = mapped_column(DateTime)

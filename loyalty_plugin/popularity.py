@@ -1,5 +1,6 @@
 """Popular items: what the "recommended for you" slot shows a member the recommender knows
-nothing about yet, and every member until a model has been fitted."""
+nothing about yet, members of the A/B test's popularity variant, and every member until a
+model has been fitted. Recent buyers count, overall and per category."""
 
 from __future__ import annotations
 
@@ -29,8 +30,17 @@ class Suggestion:
     url: str | None
     image_url: str | None
     price: Decimal | None
+    #: buy_again | similar | popular
     reason: str
-    buyers: int
+    category: str | None = None
+    #: Distinct recent buyers, for popular items.
+    buyers: int = 0
+    #: The member's purchase that a "similar" item goes with (its name).
+    because: str | None = None
+    #: The member's re-buy cycle in days, for "buy_again" items that have one.
+    cycle_days: int | None = None
+    #: The fitted recommender version behind the item; None for popular items.
+    model_version: int | None = None
 
 
 def popular(session: Session, *, now: datetime, limit: int) -> list[tuple[str, int]]:
@@ -52,68 +62,100 @@ def popular(session: Session, *, now: datetime, limit: int) -> list[tuple[str, i
 ItemInfo = Callable[[list[str]], dict[str, dict[str, Any]]]
 
 
-def suggest(
-    session: Session, ranked: list[tuple[str, int]], item_info: ItemInfo | None, limit: int
-) -> list[Suggestion]:
-    """Ranked items in stock, with the shop's own product data where its ``item_info`` hook has it."""
-    skus = [sku for sku, _ in ranked]
-    known = {i.sku: i for i in session.scalars(select(Item).where(Item.sku.in_(skus)))} if skus else {}
-    hosted = item_info(skus) if item_info and skus else {}
-    out = []
-    for sku, n in ranked:
+@dataclass(frozen=True)
+class Product:
+    """An item as the shop describes it now: its ``item_info`` hook first, then the imported catalog."""
+
+    sku: str
+    name: str
+    url: str | None
+    image_url: str | None
+    price: Decimal | None
+    category: str | None
+    in_stock: bool
+    consumable: bool
+
+
+def products(session: Session, skus: list[str], item_info: ItemInfo | None) -> dict[str, Product]:
+    if not skus:
+        return {}
+    known = {i.sku: i for i in session.scalars(select(Item).where(Item.sku.in_(skus)))}
+    hosted = item_info(skus) if item_info else {}
+    out = {}
+    for sku in skus:
         info = dict(hosted.get(sku) or {})
         item = known.get(sku)
-        in_stock = info.get("in_stock", item.in_stock if item else True)
-        if not in_stock:
-            continue
-        out.append(
-            Suggestion(
-                sku=sku,
-                name=info.get("name") or (item.name if item else sku),
-                url=info.get("url") or (item.url if item else None),
-                image_url=info.get("image") or (item.image_url if item else None),
-                price=info.get("price") if info.get("price") is not None else (item.price if item else None),
-                reason="popular",
-                buyers=n,
-            )
+        out[sku] = Product(
+            sku=sku,
+            name=info.get("name") or (item.name if item else sku),
+            url=info.get("url") or (item.url if item else None),
+            image_url=info.get("image") or (item.image_url if item else None),
+            price=info.get("price") if info.get("price") is not None else (item.price if item else None),
+            category=info.get("category") or (item.category if item else None),
+            in_stock=bool(info.get("in_stock", item.in_stock if item else True)),
+            consumable=bool(info.get("consumable", item.consumable if item else True)),
         )
-        if len(out) == limit:
-            break
     return out
 
 
+def suggestion(product: Product, reason: str, **details: Any) -> Suggestion:
+    return Suggestion(
+        sku=product.sku,
+        name=product.name,
+        url=product.url,
+        image_url=product.image_url,
+        price=product.price,
+        reason=reason,
+        category=product.category,
+        **details,
+    )
+
+
+@dataclass(frozen=True)
+class Popular:
+    overall: list[Suggestion]
+    by_category: dict[str, list[Suggestion]]
+
+
 class PopularCache:
-    """Popular items with their product data, per app and worker, rebuilt at most every
-    ``REFRESH``: the same for every member, so no page view should pay for them."""
+    """Popular items in stock with their product data, overall and per category, per app and
+    worker, rebuilt at most every ``REFRESH``: the same for every member, so no page view
+    should pay for them."""
 
     def __init__(self) -> None:
-        self._items: list[Suggestion] = []
+        self._popular = Popular([], {})
         self._until: datetime | None = None
         self._lock = threading.Lock()
 
-    def suggestions(self, session: Session, *, now: datetime, item_info: ItemInfo | None) -> list[Suggestion]:
+    def get(self, session: Session, *, now: datetime, item_info: ItemInfo | None) -> Popular:
         with self._lock:
             if self._until is None or not (self._until - REFRESH <= now < self._until):
-                self._items = suggest(session, popular(session, now=now, limit=CANDIDATES), item_info, CANDIDATES)
+                self._popular = _count(session, now=now, item_info=item_info)
                 self._until = now + REFRESH
-            return self._items
+            return self._popular
 
 
-#: How many popular items are kept: enough to fill a widget after filtering out of stock.
+#: How many popular items are kept overall and per category: enough to fill a widget after
+#: leaving out what a member already owns.
 CANDIDATES = 60
+#: How many of the most bought items are looked at to find each category's popular ones.
+POOL = 2000
 
 
-def recommendations_for(
-    session: Session,
-    user_id: str | None,
-    *,
-    limit: int,
-    now: datetime,
-    item_info: ItemInfo | None,
-    cache: PopularCache | None = None,
-) -> list[Suggestion]:
-    """What the "recommended for you" slot shows: popular items in stock (until the recommender
-    issue lands)."""
-    if cache is not None:
-        return cache.suggestions(session, now=now, item_info=item_info)[:limit]
-    return suggest(session, popular(session, now=now, limit=limit * 3), item_info, limit)
+def _count(session: Session, *, now: datetime, item_info: ItemInfo | None) -> Popular:
+    ranked = popular(session, now=now, limit=POOL)
+    found = products(session, [sku for sku, _ in ranked], item_info)
+    overall: list[Suggestion] = []
+    by_category: dict[str, list[Suggestion]] = {}
+    for sku, buyers in ranked:
+        product = found[sku]
+        if not product.in_stock:
+            continue
+        item = suggestion(product, "popular", buyers=buyers)
+        if len(overall) < CANDIDATES:
+            overall.append(item)
+        if product.category:
+            same = by_category.setdefault(product.category, [])
+            if len(same) < CANDIDATES:
+                same.append(item)
+    return Popular(overall, by_category)

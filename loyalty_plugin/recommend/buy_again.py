@@ -1,5 +1,6 @@
-"""Buy it again: a member's own purchases, ranked by how often they buy each item and, for
-items they re-buy on a cycle, by how due the next purchase is.
+"""Buy it again: a member's own purchases, ranked by how often (and, with a half-life, how
+recently) they buy each item and, for items they re-buy on a cycle, by how due the next
+purchase is.
 
 On real purchases a member's own most-bought items predict their next basket far better than
 any similarity model when re-buys count, so this is the model for re-buys; the similarity
@@ -9,9 +10,12 @@ model is for items new to the member.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
+
+from .history import PurchaseHistory, check_purchases, day_number, purchase_history
 
 
 @dataclass(frozen=True)
@@ -24,48 +28,67 @@ class Due:
     days_since: float
 
 
+def due_scores(
+    frequency: np.ndarray,
+    cycle_days: np.ndarray,
+    days_since: np.ndarray,
+    *,
+    due_width: float,
+    due_weight: float,
+) -> np.ndarray:
+    """``frequency`` raised by up to ``1 + due_weight`` times for items whose cycle says the next
+    purchase is about now. Early and late are judged on a log scale (a week late on a weekly
+    item is as late as a month on a monthly one); items without a cycle are never due."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = days_since / cycle_days
+    known = np.isfinite(ratio) & (cycle_days > 0)
+    due = np.zeros_like(frequency, dtype=np.float64)
+    due[known] = np.exp(-(np.log(np.clip(ratio[known], 1e-3, None)) ** 2) / (2 * due_width**2))
+    return frequency * (1.0 + due_weight * due)
+
+
 class BuyAgain:
     """``fit`` takes purchases (columns ``user``, ``item``, ``at``); ``history_`` holds, per
     user and item, the number of purchase days, the last one and the median gap between them.
 
     ``due_width`` is how far (as a factor of the cycle, on a log scale) a purchase may be early
-    or late and still count as due.
+    or late and still count as due. ``half_life_days`` makes older purchase days count less.
     """
 
-    def __init__(self, *, due_width: float = 0.5, due_weight: float = 1.0) -> None:
+    def __init__(self, *, due_width: float = 0.5, due_weight: float = 1.0, half_life_days: float | None = None) -> None:
         self.due_width = due_width
         self.due_weight = due_weight
+        self.half_life_days = half_life_days
 
-    def fit(self, purchases: pd.DataFrame) -> BuyAgain:
-        days = purchases.assign(day=pd.to_datetime(purchases["at"]).dt.normalize())[["user", "item", "day"]]
-        days = days.drop_duplicates().sort_values(["user", "item", "day"])
-        gaps = days.groupby(["user", "item"])["day"].diff().dt.total_seconds() / 86400
-        days = days.assign(gap=gaps)
-        grouped = days.groupby(["user", "item"])
-        self.history_ = pd.DataFrame(
-            {"purchases": grouped["day"].size(), "last": grouped["day"].max(), "cycle_days": grouped["gap"].median()}
-        )
+    def fit(self, purchases: pd.DataFrame, *, now: datetime | pd.Timestamp | None = None) -> BuyAgain:
+        """``now`` (default: the last purchase) is the moment the decay is measured from."""
+        check_purchases(purchases)
+        at = pd.Timestamp(now) if now is not None else pd.to_datetime(purchases["at"]).max()
+        self.history_: PurchaseHistory = purchase_history(purchases, now=at, half_life_days=self.half_life_days)
         return self
 
-    def recommend(self, user: str, *, now: pd.Timestamp, n: int = 10) -> list[Due]:
+    def recommend(self, user: str, *, now: datetime | pd.Timestamp, n: int = 10) -> list[Due]:
         """The user's items, most likely to be bought again now first."""
-        try:
-            mine = self.history_.loc[user]
-        except KeyError:
+        history = self.history_
+        row = history.row(user)
+        if row < 0:
             return []
-        since = (pd.Timestamp(now) - mine["last"]).dt.total_seconds().to_numpy() / 86400
-        cycle = mine["cycle_days"].to_numpy(dtype=float)
-        count = mine["purchases"].to_numpy(dtype=float)
-        ratio = np.divide(since, cycle, out=np.full_like(since, np.nan), where=cycle > 0)
-        due = np.exp(-(np.log(np.clip(ratio, 1e-3, None)) ** 2) / (2 * self.due_width**2))
-        due = np.where(np.isnan(ratio), 0.0, due)
-        score = count * (1.0 + self.due_weight * due)
+        mine = slice(history.indptr[row], history.indptr[row + 1])
+        since = day_number(now) - history.last_day[mine]
+        cycle = history.cycle_days[mine].astype(np.float64)
+        score = due_scores(
+            history.weight[mine].astype(np.float64),
+            cycle,
+            since,
+            due_width=self.due_width,
+            due_weight=self.due_weight,
+        )
         order = np.argsort(-score, kind="stable")[:n]
         return [
             Due(
-                item=str(mine.index[i]),
+                item=str(history.items[history.indices[mine][i]]),
                 score=float(score[i]),
-                purchases=int(count[i]),
+                purchases=int(history.purchases[mine][i]),
                 cycle_days=None if np.isnan(cycle[i]) else float(cycle[i]),
                 days_since=float(since[i]),
             )

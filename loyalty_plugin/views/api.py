@@ -24,6 +24,8 @@ from ..openapi import document
 from ..rewards import display_code, member_coupons
 from ..security import add_headers, csrf_ok
 from ..webhooks import HEADER, BadSignature, verify
+from .tracking import loyalty_click_url
+from .widgets import recommendation_reason
 
 api = Blueprint("loyalty_api", __name__)
 
@@ -307,24 +309,32 @@ def check_coupon() -> Any:
 
 @api.get("/recommendations")
 def recommendations() -> Any:
+    """The widget's items for apps that draw it themselves: each links through the click
+    tracker (``click_url``) and says why it is shown; the call counts as one view."""
     state = _state()
     limit = _int_arg("limit", 8, lo=1, hi=50)
+    user_id = current_user.get_id()
     with state.store.work(write=False) as session:
         _member(session)
-        items = state.suggestions(session, current_user.get_id(), limit=limit)
+        shown = state.recommend(session, user_id, limit=limit)
+        state.count_view(user_id, shown)
         return jsonify(
             {
+                "variant": shown.variant,
+                "model_version": shown.model_version,
                 "items": [
                     {
                         "sku": i.sku,
                         "name": i.name,
                         "url": i.url,
+                        "click_url": loyalty_click_url(i, position) if i.url else None,
                         "image_url": i.image_url,
                         "price": _money(i.price),
                         "reason": i.reason,
+                        "reason_text": recommendation_reason(i),
                     }
-                    for i in items
-                ]
+                    for position, i in enumerate(shown.items, start=1)
+                ],
             }
         )
 
