@@ -19,6 +19,7 @@ seed: $(STAMP)
 	$(FLASK) demo init-db
 	$(FLASK) loyalty db upgrade
 	$(FLASK) loyalty seed-demo
+	$(FLASK) loyalty run-job recommender
 
 run: seed
 	$(FLASK) run --host 127.0.0.1 --port 5000

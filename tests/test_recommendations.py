@@ -350,3 +350,46 @@ def test_impressions_are_kept_in_the_worker_and_written_as_one_upsert(shop, cloc
     log.record(user_id="u1", experiment="e", variant="model", items=4, now=clock.now)
     log.close()
     assert rows() == {"u1": (4, 16), "u2": (1, 2)}
+
+
+def test_evaluate_recommender_scores_the_shops_own_orders(shop, clock, tmp_path):
+    app = shop()
+    runner = app.test_cli_runner()
+    empty = runner.invoke(args=["loyalty", "evaluate-recommender"])
+    assert empty.exit_code == 1 and "no orders to evaluate on" in empty.output
+    with setup(app) as loyalty:
+        tea_and_jam_shop(loyalty, clock)
+    out = tmp_path / "evaluation.csv"
+    result = runner.invoke(args=["loyalty", "evaluate-recommender", "--weeks", "2", "--csv", str(out)])
+    assert result.exit_code == 0, result.output
+    table = {(r["target"], r["model"]): r for r in csv.DictReader(out.open())}
+    assert {model for _, model in table} >= {"popularity", "buy_again", "blend"}
+    # m1 is the one member who bought before and after the cut-off: tea again, ranked first.
+    assert table[("all", "buy_again")]["users"] == "1"
+    assert float(table[("all", "buy_again")]["ndcg"]) == 1.0
+    outside = runner.invoke(args=["loyalty", "evaluate-recommender", "--cutoff", "2001-01-01"])
+    assert outside.exit_code == 2 and "pick a day between" in outside.output
+
+
+def test_the_shops_item_info_hook_decides_stock_and_what_is_a_durable(shop, clock):
+    app = shop(**MODEL_ONLY)
+    with setup(app) as loyalty:
+        tea_and_jam_shop(loyalty, clock)
+    fit(app)
+    asked: list[list[str]] = []
+
+    def item_info(skus: list[str]) -> dict[str, dict[str, Any]]:
+        asked.append(skus)
+        return {
+            "CUP": {"in_stock": False},
+            "TEA": {"consumable": False, "name": "Tea caddy"},
+            "POT": {"name": "Teapot, white", "url": "/catalog/pot"},
+        }
+
+    app.extensions["loyalty"].item_info = item_info
+    with setup(app) as loyalty:
+        picks = {s.sku: s for s in loyalty.recommend("m1", k=4)}
+    assert asked
+    assert "CUP" not in picks and "TEA" not in picks  # sold out; a durable m1 owns
+    assert picks["POT"].name == "Teapot, white" and picks["POT"].url == "/catalog/pot"
+    assert picks["POT"].because == "Tea caddy"

@@ -13,6 +13,7 @@ from flask import Blueprint, abort, current_app, redirect, request, url_for
 from flask_login import current_user
 
 from ..experiments import variant_of
+from ..i18n import gettext
 from ..popularity import Suggestion, products
 from ..security import add_headers
 from ..tracking import Click, click_token, own_url, read_click_token, record_click
@@ -31,11 +32,11 @@ def click(token: str) -> Any:
     state = current_app.extensions["loyalty"]
     found = read_click_token(current_app.secret_key, token)
     if found is None:
-        abort(404, description="This link is not valid.")
+        abort(404, description=gettext("This link is not valid."))
     with state.store.work(write=False) as session:
         product = products(session, [found.sku], state.item_info)[found.sku]
     if not own_url(product.url, request.host):
-        abort(404, description="This item is no longer available.")
+        abort(404, description=gettext("This item is no longer available."))
     if current_user.is_authenticated:
         user_id = current_user.get_id()
         record_click(
