@@ -15,12 +15,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from .models import Order, OrderLine, RecommenderVersion
 from .recommend.blend import Recommender
+from .recommend.evaluate import default_models, evaluate
 
 log = logging.getLogger(__name__)
 
@@ -53,16 +55,47 @@ class Fitted:
     seconds: float
 
 
-def fit_version(
-    session: Session, *, now: datetime, keep: int, scores: dict[str, Any] | None = None, **params: Any
-) -> Fitted | None:
-    """Fit on the orders so far and store the result as the newest version; None when there
-    are no purchases to learn from. Versions beyond the newest ``keep`` are deleted."""
+#: The job's own check of each version: the last weeks held out, a sample of members scored.
+SCORE_WEEKS = 4
+SCORE_MEMBERS = 2000
+#: Fewer members bought in both periods than this, and no scores are stored: they would be noise.
+SCORE_MIN_MEMBERS = 20
+
+
+def offline_scores(data: pd.DataFrame, *, now: datetime) -> dict[str, Any] | None:
+    """The blend against popularity and buy-again on the last ``SCORE_WEEKS``, trained on what
+    came before, for at most ``SCORE_MEMBERS`` members (a fixed sample, so versions compare)."""
+    cutoff = pd.Timestamp(now) - pd.Timedelta(weeks=SCORE_WEEKS)
+    before, after = data[data["at"] < cutoff], data[data["at"] >= cutoff]
+    members = sorted(set(before["user"]) & set(after["user"]))
+    if len(members) < SCORE_MIN_MEMBERS:
+        return None
+    if len(members) > SCORE_MEMBERS:
+        members = sorted(np.random.default_rng(0).choice(members, SCORE_MEMBERS, replace=False))
+    held_out = after[after["user"].isin(members)]
+    models = {name: model for name, model in default_models().items() if name in ("popularity", "buy_again", "blend")}
+    result = evaluate(pd.concat([before, held_out]), cutoff=cutoff, weeks=SCORE_WEEKS, models=models)
+    return {
+        "cutoff": cutoff.date().isoformat(),
+        "weeks": SCORE_WEEKS,
+        "k": result.k,
+        "rows": [
+            {"target": target, "model": model, **{k: float(v) for k, v in row.items()}}
+            for (target, model), row in result.table.iterrows()
+        ],
+    }
+
+
+def fit_version(session: Session, *, now: datetime, keep: int) -> Fitted | None:
+    """Fit on the orders so far, check it on held-out weeks, and store it as the newest
+    version; None when there are no purchases to learn from. Versions beyond the newest
+    ``keep`` are deleted."""
     data = purchases(session, until=now)
     if data.empty:
         return None
+    scores = offline_scores(data, now=now)
     started = time.perf_counter()
-    model = Recommender(**params).fit(data, now=now)
+    model = Recommender().fit(data, now=now)
     seconds = time.perf_counter() - started
     row = RecommenderVersion(
         fitted_at=now,

@@ -86,7 +86,7 @@ def stock(loyalty: Loyalty, **overrides: Any) -> None:
 
 
 def buy(loyalty: Loyalty, order_id: str, user: str, *skus: str) -> None:
-    lines = [{"sku": s, "qty": 1, "unit_price": "4.00", "category": CATALOG[s][1]} for s in skus]
+    lines = [{"sku": s, "qty": 1, "unit_price": "4.00", "category": CATALOG.get(s, ("", "pantry"))[1]} for s in skus]
     loyalty.record_order(order_id, user, f"{4 * len(skus)}.00", lines=lines)
 
 
@@ -393,3 +393,25 @@ def test_the_shops_item_info_hook_decides_stock_and_what_is_a_durable(shop, cloc
     assert "CUP" not in picks and "TEA" not in picks  # sold out; a durable m1 owns
     assert picks["POT"].name == "Teapot, white" and picks["POT"].url == "/catalog/pot"
     assert picks["POT"].because == "Tea caddy"
+
+
+def test_each_version_is_stored_with_its_scores_on_held_out_weeks(shop, clock):
+    """25 customers each re-buy a favourite of their own weekly: the last four weeks, held
+    out, show the blend (which knows their habits) far above popularity."""
+    app = shop(**MODEL_ONLY)
+    with setup(app) as loyalty:
+        for n in range(25):
+            buy(loyalty, f"p{n}", f"c{n}", "P")
+        for week in range(8):
+            for n in range(25):
+                buy(loyalty, f"w{week}-{n}", f"c{n}", f"F{n}")
+            clock.advance(days=7)
+    fit(app)
+    with setup(app) as loyalty, loyalty.state().store.work(write=False) as session:
+        version = session.scalars(select(RecommenderVersion)).one()
+    assert version.scores["weeks"] == 4
+    ndcg = {(r["target"], r["model"]): r["ndcg"] for r in version.scores["rows"]}
+    users = {(r["target"], r["model"]): r["users"] for r in version.scores["rows"]}
+    assert users[("all", "blend")] == 25
+    assert ndcg[("all", "blend")] > 0.8 > ndcg[("all", "popularity")] + 0.4
+    assert version.interactions == 25 * 9 and version.users == 25
