@@ -13,7 +13,9 @@ from .widgets import loyalty_badge, loyalty_recommendations
 
 
 def register_views(app: Flask, settings: Settings) -> None:
-    from . import portal_privacy, portal_rewards  # noqa: F401 - their routes join the portal blueprint
+    # Imported for their routes, which join the admin and portal blueprints.
+    from . import admin_insights, admin_members, admin_ops, admin_rewards, portal_privacy, portal_rewards  # noqa: F401
+    from .admin import admin
     from .api import api
     from .portal import portal
 
@@ -22,6 +24,7 @@ def register_views(app: Flask, settings: Settings) -> None:
     portal.static_folder = str(files("loyalty_plugin.static") / "loyalty")
     app.register_blueprint(portal, url_prefix=settings.url_prefix)
     app.register_blueprint(api, url_prefix=f"{settings.url_prefix}/api/v1")
+    app.register_blueprint(admin, url_prefix=f"{settings.url_prefix}/admin")
     app.add_template_global(loyalty_badge)
     app.add_template_global(loyalty_recommendations)
     app.extensions["loyalty"].limiter = install_rate_limits(app, settings)

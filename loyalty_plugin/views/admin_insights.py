@@ -1,0 +1,74 @@
+"""Admin pages about members' behaviour, as of the last churn scan: RFM and value segments,
+churn alerts with their outcomes, and the churn model's quality (AUC, calibration)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import render_template, request
+
+from .. import admin_segments, admin_tables
+from .admin import PAGE_SIZE, admin, csv_response, page_number, state, table_csv, wants_csv
+
+
+@admin.get("/segments")
+def segments() -> Any:
+    s = state()
+    with s.store.work(write=False) as session:
+        grid = admin_segments.rfm_grid(session)
+        value = admin_segments.value_segments(session)
+    if wants_csv():
+        if request.args.get("table") == "value":
+            columns = ("segment", "members_now", "members_at_fit", "recency_days", "frequency", "monetary", "clv")
+            rows = [
+                (
+                    p["segment"],
+                    value.members.get(p["segment"], 0),
+                    p.get("members"),
+                    p.get("recency_days"),
+                    p.get("frequency"),
+                    p.get("monetary"),
+                    p.get("clv"),
+                )
+                for p in value.profiles
+            ]
+            return csv_response("value-segments", admin_tables.csv_text(columns, rows))
+        columns = ("r", "f", "segment", "members", "spend", "lifetime_value")
+        rows = [
+            (c.r, c.f, c.segment, c.members, c.spend, c.clv)
+            for c in sorted(grid.cells.values(), key=lambda c: (-c.r, c.f))
+        ]
+        return csv_response("rfm-grid", admin_tables.csv_text(columns, rows))
+    return render_template("loyalty/admin/segments.html", grid=grid, value=value)
+
+
+@admin.get("/churn")
+def churn() -> Any:
+    s = state()
+    status = request.args.get("status", "open")
+    status = status if status in (*admin_segments.ALERT_STATUSES, "all") else "open"
+    stmt = admin_segments.alerts(status)
+    with s.store.work(write=False) as session:
+        if wants_csv():
+            return table_csv(session, f"churn-alerts-{status}", stmt)
+        page = admin_tables.paginate(session, stmt, page=page_number(), per_page=PAGE_SIZE)
+        outcomes = admin_segments.outcomes(session)
+        return render_template("loyalty/admin/churn.html", alerts=page, status=status, outcomes=outcomes)
+
+
+@admin.get("/models")
+def models() -> Any:
+    s = state()
+    with s.store.work(write=False) as session:
+        reports = admin_segments.churn_reports(session)
+    latest = reports[0] if reports else None
+    calibration = (latest.details.get("calibration") or []) if latest else []
+    if wants_csv():
+        if request.args.get("table") == "history":
+            columns = ("fitted_on", "auc", "brier", "estimator", "n_train", "n_test", "risk_source")
+            rows = [(r.fitted_on, *(r.details.get(c) for c in columns[1:])) for r in reports]
+            return csv_response("churn-model-history", admin_tables.csv_text(columns, rows))
+        columns = ("decile", "n", "predicted", "observed")
+        rows = [tuple(row.get(c) for c in columns) for row in calibration]
+        return csv_response("churn-calibration", admin_tables.csv_text(columns, rows))
+    return render_template("loyalty/admin/models.html", latest=latest, reports=reports, calibration=calibration)
