@@ -43,7 +43,7 @@ def recommendation_reason(item: Suggestion) -> str:
     if item.reason == "buy_again":
         if item.cycle_days:
             return ngettext(
-                "You buy this about every %(num)d day", "You buy this about every %(num)d days", item.cycle_days
+                "You buy this about every %(num)s day", "You buy this about every %(num)s days", item.cycle_days
             )
         return gettext("You bought this before")
     if item.category:
