@@ -23,6 +23,9 @@ BENCHES = {
     "value_models": "bench.bench_value_models",
     "churn_scan": "bench.bench_churn_scan",
     "dashboard": "bench.bench_dashboard",
+    "recommender": "bench.bench_recommender",
+    "eval_recommender": "bench.eval_recommender",
+    "admin": "bench.bench_admin",
 }
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -43,14 +44,18 @@ class Evaluation:
         return self.table.to_string(float_format=lambda x: f"{x:.4f}")
 
 
-def default_models(**blend: object) -> dict[str, Recommender]:
-    """The blend (with ``blend``'s parameters) beside each of its parts alone; popularity is
-    all-time distinct buyers, the usual baseline."""
+def default_models(**blend: Any) -> dict[str, Recommender]:
+    """The blend (with ``blend``'s parameters) beside each of its parts alone. Buy-again alone
+    offers only the member's own items (due and trending ones raised, as in the blend); item-kNN
+    alone ranks every item by similarity, the member's own included when re-buys count.
+    Popularity is shown twice: all-time distinct buyers, the usual baseline, and the blend's own
+    recent popularity, a harder one."""
     return {
-        "popularity": Recommender(**{**blend, "half_life_days": None, "sources": ("popular",)}),  # type: ignore[arg-type]
-        "buy_again": Recommender(**{**blend, "sources": ("buy_again",)}),  # type: ignore[arg-type]
-        "item_knn": Recommender(**{**blend, "sources": ("similar",)}),  # type: ignore[arg-type]
-        "blend": Recommender(**blend),  # type: ignore[arg-type]
+        "popularity": Recommender(**{**blend, "popular_half_life_days": None, "sources": ("popular",)}),
+        "recent_popularity": Recommender(**{**blend, "sources": ("popular",)}),
+        "buy_again": Recommender(**{**blend, "sources": ("buy_again",)}),
+        "item_knn": Recommender(**{**blend, "sources": ("similar",)}),
+        "blend": Recommender(**blend),
     }
 
 
@@ -65,18 +70,28 @@ def ranking_metrics(recommended: list[str], truth: set[str], k: int) -> tuple[fl
     return hits / k, hits / len(truth), dcg / ideal, float(hits > 0)
 
 
-def split(
-    purchases: pd.DataFrame, cutoff: datetime | pd.Timestamp, weeks: int
-) -> tuple[pd.DataFrame, dict[str, set[str]], dict[str, set[str]]]:
-    """Training purchases, and each member's items bought in the test weeks and before."""
+@dataclass(frozen=True)
+class Split:
+    """Training purchases, and each member's items bought before the cut-off and in the test weeks."""
+
+    cutoff: pd.Timestamp
+    weeks: int
+    train: pd.DataFrame
+    before: dict[str, set[str]]
+    after: dict[str, set[str]]
+
+
+def split(purchases: pd.DataFrame, *, cutoff: datetime | pd.Timestamp, weeks: int = 13) -> Split:
     check_purchases(purchases)
     at = pd.to_datetime(purchases["at"])
     cutoff = pd.Timestamp(cutoff)
     train = purchases[at < cutoff]
     test = purchases[(at >= cutoff) & (at < cutoff + pd.Timedelta(weeks=weeks))]
-    bought_after = test.astype({"user": str, "item": str}).groupby("user")["item"].agg(set).to_dict()
-    bought_before = train.astype({"user": str, "item": str}).groupby("user")["item"].agg(set).to_dict()
-    return train, bought_after, bought_before
+    return Split(cutoff, weeks, train, _items_by_user(train), _items_by_user(test))
+
+
+def _items_by_user(purchases: pd.DataFrame) -> dict[str, set[str]]:
+    return purchases.astype({"user": str, "item": str}).groupby("user")["item"].agg(set).to_dict()
 
 
 def evaluate(
@@ -88,31 +103,40 @@ def evaluate(
     models: Mapping[str, Recommender] | None = None,
     progress: Progress | None = None,
 ) -> Evaluation:
-    """Fit each model on the purchases before ``cutoff`` and score it on both targets.
-    ``progress(done, total)`` is called as members are scored."""
-    train, after, before = split(purchases, cutoff, weeks)
+    """Fit each model (default: ``default_models()``) on the purchases before ``cutoff`` and
+    score it on both targets. ``progress(done, total)`` is called as members are scored."""
+    data = split(purchases, cutoff=cutoff, weeks=weeks)
     models = default_models() if models is None else models
-    members = sorted(set(after) & set(before))
+    for model in models.values():
+        model.fit(data.train, now=data.cutoff)
+    return score(models, data, k=k, progress=progress)
+
+
+def score(
+    models: Mapping[str, Recommender], data: Split, *, k: int = 10, progress: Progress | None = None
+) -> Evaluation:
+    """Score models already fitted on ``data.train`` (a grid search fits once, scores many
+    weightings)."""
+    members = sorted(set(data.after) & set(data.before))
     total = 2 * len(models) * len(members)
     done = 0
     rows = []
     for name, model in models.items():
-        model.fit(train, now=cutoff)
         for target in ("new", "all"):
-            scores = []
+            metrics = []
             shown: set[str] = set()
             for user in members:
-                truth = after[user] - before[user] if target == "new" else after[user]
+                truth = data.after[user] - data.before[user] if target == "new" else data.after[user]
                 done += 1
                 if truth:
-                    picks = model.recommend(user, k, now=cutoff, new_only=target == "new")
+                    picks = model.recommend(user, k, now=data.cutoff, new_only=target == "new")
                     recommended = [p.item for p in picks]
                     shown.update(recommended)
-                    scores.append(ranking_metrics(recommended, truth, k))
+                    metrics.append(ranking_metrics(recommended, truth, k))
                 if progress is not None:
                     progress(done, total)
-            means = np.mean(scores, axis=0) if scores else np.zeros(4)
+            means = np.mean(metrics, axis=0) if metrics else np.zeros(4)
             coverage = len(shown) / max(len(model.items_), 1)
-            rows.append((target, name, len(scores), *means, coverage))
+            rows.append((target, name, len(metrics), *means, coverage))
     table = pd.DataFrame(rows, columns=["target", "model", *METRICS]).set_index(["target", "model"])
-    return Evaluation(cutoff=pd.Timestamp(cutoff), weeks=weeks, k=k, table=table.sort_index(level=0, sort_remaining=False))
+    return Evaluation(cutoff=data.cutoff, weeks=data.weeks, k=k, table=table.sort_index(level=0, sort_remaining=False))

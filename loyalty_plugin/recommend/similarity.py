@@ -3,9 +3,9 @@
 ``fit`` takes a users x items matrix (purchase counts, or weights that favour recent
 purchases) and keeps, for every item, its ``k`` most similar items. The Gram matrix
 ``X.T @ X`` is computed ``block_size`` items at a time, so memory is bounded by one block of
-it, and each row's top ``k`` is taken with ``argpartition`` on that row's own non-zeros (a
-per-row loop over the rows with more than ``k``: a vectorised lexsort over the whole block
-measured 90x slower).
+it, and each row's top ``k`` is taken with ``argpartition`` on that row's own non-zeros (rows of
+similar length padded together; a vectorised lexsort over the whole block measured 90x slower
+than even a per-row loop).
 """
 
 from __future__ import annotations
@@ -38,6 +38,39 @@ def _weighted(items_by_users: sparse.csr_matrix, weighting: Weighting, k1: float
     return matrix.tocsr()
 
 
+def _top_k(
+    row: np.ndarray, index: np.ndarray, value: np.ndarray, n_rows: int, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``k`` largest entries of each row of a block (entries grouped by row, in row order).
+
+    Rows with ``k`` entries or fewer are kept whole. The longer ones are grouped by their length
+    rounded up to a power of two and each group is padded into one 2-D array, so that one
+    ``argpartition`` along its rows serves the whole group: a handful of NumPy calls per block
+    instead of one per row (the per-row loop cost a quarter of the fit at 1M interactions), and
+    the padding at most doubles the memory of those rows.
+    """
+    per_row = np.bincount(row, minlength=n_rows)
+    whole = per_row[row] <= k
+    rows, cols, vals = [row[whole]], [index[whole]], [value[whole]]
+    first = np.concatenate(([0], np.cumsum(per_row)[:-1]))
+    long_rows = np.flatnonzero(per_row > k)
+    width = 1 << np.ceil(np.log2(per_row[long_rows])).astype(np.int64)
+    for size in np.unique(width):
+        group = long_rows[width == size]
+        lengths = per_row[group]
+        column = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        entry = np.repeat(first[group], lengths) + column
+        slot = np.repeat(np.arange(len(group)), lengths)
+        padded = np.full((len(group), size), -np.inf, dtype=np.float32)
+        padded[slot, column] = value[entry]
+        top = np.argpartition(-padded, k - 1, axis=1)[:, :k]
+        chosen = first[group][:, None] + top
+        rows.append(np.repeat(group, k))
+        cols.append(index[chosen].ravel())
+        vals.append(value[chosen].ravel())
+    return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+
+
 class ItemSimilarity:
     """``similarity_``: items x items CSR, at most ``k`` entries per row, none on the diagonal."""
 
@@ -63,29 +96,19 @@ class ItemSimilarity:
         items = _weighted(items, self.weighting, self.bm25_k1, self.bm25_b)
         norms = np.sqrt(np.asarray(items.multiply(items).sum(axis=1)).ravel())
         items = sparse.diags(np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)) @ items
-        users = items.T.tocsc()
+        users = items.T.tocsr()
         n = items.shape[0]
-        rows: list[np.ndarray] = []
-        cols: list[np.ndarray] = []
-        vals: list[np.ndarray] = []
+        rows: list[np.ndarray] = [np.empty(0, dtype=np.int64)]
+        cols: list[np.ndarray] = [np.empty(0, dtype=np.int32)]
+        vals: list[np.ndarray] = [np.empty(0, dtype=np.float32)]
         for start in range(0, n, self.block_size):
             block = (items[start : start + self.block_size] @ users).tocsr()
             row = np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
             keep = block.indices != row + start
-            index, value, row = block.indices[keep], block.data[keep], row[keep]
-            per_row = np.bincount(row, minlength=block.shape[0])
-            # Rows with k neighbours or fewer are kept whole in one step; only the others loop.
-            whole = per_row[row] <= self.k
-            rows.append(row[whole] + start)
-            cols.append(index[whole])
-            vals.append(value[whole])
-            bounds = np.concatenate(([0], np.cumsum(per_row)))
-            for offset in np.flatnonzero(per_row > self.k):
-                lo, hi = bounds[offset], bounds[offset + 1]
-                top = lo + np.argpartition(-value[lo:hi], self.k - 1)[: self.k]
-                rows.append(np.full(self.k, start + offset))
-                cols.append(index[top])
-                vals.append(value[top])
+            row, index, value = _top_k(row[keep], block.indices[keep], block.data[keep], block.shape[0], self.k)
+            rows.append(row + start)
+            cols.append(index)
+            vals.append(value)
         self.similarity_ = sparse.csr_matrix(
             (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n), dtype=np.float32
         )
