@@ -75,7 +75,7 @@ class Recommender:
         popular_weight: float = 0.1,
         trend_weight: float = 1.0,
         sources: Sequence[Reason] = SOURCES,
-        block_size: int = 2000,
+        block_size: int = 20_000,
     ) -> None:
         self.k = k
         self.weighting = weighting

@@ -2,18 +2,21 @@
 
 ``fit`` takes a users x items matrix (purchase counts, or weights that favour recent
 purchases) and keeps, for every item, its ``k`` most similar items. The Gram matrix
-``X.T @ X`` is computed ``block_size`` items at a time, so memory is bounded by one block of
-it, and each row's top ``k`` is taken with ``argpartition`` on that row's own non-zeros (rows of
-similar length padded together; a vectorised lexsort over the whole block measured 90x slower
-than even a per-row loop).
+``X.T @ X`` is computed ``block_size`` items at a time by ``sparse_dot_topn``, which keeps only
+each row's top entries while it multiplies: memory is bounded by the kept entries, never by a
+block of the full product (each thread adds one dense row of accumulators), and at 1M
+interactions it is about twice as fast as SciPy's product followed by a per-row
+``argpartition``. Blocks are large because each one starts the product's threads anew.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 import numpy as np
 from scipy import sparse
+from sparse_dot_topn import sp_matmul_topn
 
 Weighting = Literal["cosine", "tfidf", "bm25"]
 
@@ -79,15 +82,18 @@ class ItemSimilarity:
         k: int = 50,
         *,
         weighting: Weighting = "cosine",
-        block_size: int = 2000,
+        block_size: int = 20_000,
         bm25_k1: float = 1.2,
         bm25_b: float = 0.75,
+        n_threads: int | None = None,
     ) -> None:
         self.k = k
         self.weighting = weighting
         self.block_size = block_size
         self.bm25_k1 = bm25_k1
         self.bm25_b = bm25_b
+        #: Threads of the product; None: one per core.
+        self.n_threads = n_threads
 
     def fit(self, user_items: sparse.spmatrix) -> ItemSimilarity:
         if self.k < 1 or self.block_size < 1:
@@ -101,8 +107,15 @@ class ItemSimilarity:
         rows: list[np.ndarray] = [np.empty(0, dtype=np.int64)]
         cols: list[np.ndarray] = [np.empty(0, dtype=np.int32)]
         vals: list[np.ndarray] = [np.empty(0, dtype=np.float32)]
+        threads = self.n_threads or os.cpu_count() or 1
         for start in range(0, n, self.block_size):
-            block = (items[start : start + self.block_size] @ users).tocsr()
+            # k + 1: an item's similarity to itself (1, the largest) is among them and dropped.
+            block = sp_matmul_topn(
+                items[start : start + self.block_size],
+                users,
+                top_n=self.k + 1,
+                n_threads=threads if threads > 1 else None,
+            )
             row = np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
             keep = block.indices != row + start
             row, index, value = _top_k(row[keep], block.indices[keep], block.data[keep], block.shape[0], self.k)
