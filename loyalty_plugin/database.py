@@ -4,20 +4,23 @@ With the host's ``db`` the plugin never commits: the host's order and its points
 host's one transaction. With its own engine every public call is its own transaction. On
 SQLite the own engine begins write transactions with ``BEGIN IMMEDIATE``: SQLAlchemy's
 ``with_for_update()`` compiles to a plain SELECT there, so the database lock is the row lock.
+On PostgreSQL the own engine pings a pooled connection only when it has been idle
+(``IDLE_PING_SECONDS``), not on every checkout as ``pool_pre_ping`` would.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from flask import Flask
 from flask.globals import app_ctx
-from sqlalchemy import Connection, Engine, create_engine, event, select, text
+from sqlalchemy import Connection, Engine, Select, create_engine, event, exc, select, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 from .models import Member
@@ -26,6 +29,11 @@ from .money import MAX_ID
 T = TypeVar("T")
 
 WRITE_OPTION = "loyalty_write"
+
+#: A pooled connection that went back to the pool longer ago than this is pinged before it is
+#: handed out again. One in steady use is not: its last statement just proved it alive, and a
+#: round trip on every checkout would be a tenth of a cheap page's time.
+IDLE_PING_SECONDS = 5.0
 
 
 def normalise_url(url: str) -> str:
@@ -36,13 +44,42 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, idle_ping_seconds: float = IDLE_PING_SECONDS) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         _serialise_sqlite_writers(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # Recycled hourly, under the idle timeouts of common proxies and firewalls.
+    engine = create_engine(url, pool_recycle=3600)
+    _ping_idle_connections(engine, idle_ping_seconds)
+    return engine
+
+
+def _ping_idle_connections(engine: Engine, idle_seconds: float) -> None:
+    """``pool_pre_ping``, for connections idle longer than ``idle_seconds`` only.
+
+    A server restart or a dropped connection is then found on checkout, as with pre-ping, when
+    the connection sat in the pool; a connection lost while in steady use fails the statement
+    that finds out, and SQLAlchemy then replaces every pooled connection of that moment.
+    """
+    dialect = engine.dialect
+
+    @event.listens_for(engine, "checkin")
+    def _checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["loyalty_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("loyalty_idle_since")  # None: a new connection, alive
+        if since is None or time.monotonic() - since < idle_seconds:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as error:
+            if dialect.is_disconnect(error, dbapi_connection, None):
+                raise exc.InvalidatePoolError("idle connection lost") from error  # the pool reconnects
+            raise
 
 
 def _serialise_sqlite_writers(engine: Engine) -> None:
@@ -130,6 +167,68 @@ class Store:
         """Close every pooled connection (tests, forked workers)."""
         if self._engine is not None:
             self._engine.dispose()
+
+
+class QuickRead:
+    """One row by one ``SELECT``, run on a pooled DBAPI connection outside any transaction.
+
+    For the one read a cached page makes on every request: there SQLAlchemy's ``Connection``
+    (and, on SQLite, switching a connection to autocommit and back) costs several times the
+    query. The statement is compiled once per dialect. Parameters go to the driver as given and
+    the row comes back as the driver returns it (a SQLite timestamp is a string): read columns
+    that need no type processing, or use them only to compare. A connection found broken is
+    replaced and the read tried once more.
+    """
+
+    def __init__(self, statement: Select[Any]) -> None:
+        self.statement = statement
+        self._compiled: dict[tuple[str, str], tuple[str, tuple[str, ...] | None]] = {}
+
+    def first(self, engine: Engine, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        try:
+            return self._first(engine, params)
+        except exc.DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+            return self._first(engine, params)
+
+    def _first(self, engine: Engine, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        dialect = engine.dialect
+        sql, positions = self._sql(dialect)
+        args = params if positions is None else [params[name] for name in positions]
+        connection = engine.raw_connection()
+        dbapi_connection = connection.dbapi_connection
+        # PostgreSQL's drivers begin a transaction before a SELECT unless in autocommit: a BEGIN
+        # and a ROLLBACK more, each a round trip. SQLite's driver begins none for a SELECT.
+        switch = dialect.name == "postgresql" and not dbapi_connection.autocommit
+        try:
+            if switch:
+                dialect.set_isolation_level(dbapi_connection, "AUTOCOMMIT")
+            cursor = connection.cursor()
+            try:
+                cursor.execute(sql, args)
+                return cursor.fetchone()
+            finally:
+                cursor.close()
+        except dialect.loaded_dbapi.Error as error:
+            gone = dialect.is_disconnect(error, dbapi_connection, None)
+            if gone:
+                connection.invalidate(error)
+            raise exc.DBAPIError.instance(
+                sql, args, error, dialect.loaded_dbapi.Error, connection_invalidated=gone
+            ) from error
+        finally:
+            if switch and connection.is_valid:
+                dialect.reset_isolation_level(dbapi_connection)
+            connection.close()
+
+    def _sql(self, dialect: Dialect) -> tuple[str, tuple[str, ...] | None]:
+        key = (dialect.name, dialect.paramstyle)
+        if key not in self._compiled:
+            compiled = self.statement.compile(dialect=dialect)
+            positions = compiled.positiontup
+            self._compiled[key] = (str(compiled), tuple(positions) if positions is not None else None)
+        return self._compiled[key]
 
 
 def lock_member(session: Session, user_id: str) -> Member | None:

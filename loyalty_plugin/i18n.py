@@ -8,6 +8,7 @@ never shadows them and the plugin never adds strings to the shop's.
 
 from __future__ import annotations
 
+import functools
 from datetime import date, datetime
 from decimal import Decimal
 from importlib.resources import files
@@ -16,8 +17,11 @@ from typing import Any
 from babel import Locale
 from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal
+from babel.support import NullTranslations
 from flask import Flask, current_app, g, has_request_context, request
 from flask_babel import Babel, Domain, get_locale
+from werkzeug.datastructures import LanguageAccept
+from werkzeug.http import parse_accept_header
 
 from .errors import LoyaltyError
 
@@ -27,14 +31,45 @@ LANGUAGES = ("en", "zh")
 ENGLISH = Locale.parse(LANGUAGES[0])
 
 domain = Domain(translation_directories=str(files("loyalty_plugin") / "translations"), domain="loyalty")
-gettext = domain.gettext
-ngettext = domain.ngettext
 
 
-def select_locale() -> str:
+def translations() -> NullTranslations:
+    """The plugin's catalog in the page's language, found once per request as ``locale`` is:
+    Flask-Babel looks it up again for each string, and a page has dozens."""
     if not has_request_context():
-        return LANGUAGES[0]
-    return request.accept_languages.best_match(LANGUAGES, default=LANGUAGES[0])
+        return domain.get_translations()
+    found = g.get("loyalty_translations")
+    if found is None:
+        found = g.loyalty_translations = domain.get_translations()
+    return found
+
+
+def gettext(string: str, **variables: Any) -> str:
+    """``Domain.gettext`` of the plugin's domain: ``string`` translated, then ``% variables``."""
+    text = translations().gettext(string)
+    return text % variables if variables else text
+
+
+def ngettext(singular: str, plural: str, num: int, **variables: Any) -> str:
+    """``Domain.ngettext`` of the plugin's domain: ``num`` is also ``%(num)s`` in the text."""
+    variables.setdefault("num", num)
+    return translations().ngettext(singular, plural, num) % variables
+
+
+def select_locale() -> Locale:
+    """Flask-Babel's locale selector when the shop has none: the visitor's ``Accept-Language``
+    (a ``Locale``, which Flask-Babel takes as it is instead of parsing a name on every page)."""
+    if not has_request_context():
+        return ENGLISH
+    return _best_locale(request.headers.get("Accept-Language", ""))
+
+
+@functools.lru_cache(maxsize=256)
+def _best_locale(accept_language: str) -> Locale:
+    """The locale of ``LANGUAGES`` an ``Accept-Language`` header prefers. Browsers send a
+    handful of distinct headers: each is parsed once, not on every page."""
+    best = parse_accept_header(accept_language, LanguageAccept).best_match(LANGUAGES, default=LANGUAGES[0])
+    return Locale.parse(best)
 
 
 def init_app(app: Flask) -> None:
@@ -47,10 +82,11 @@ def locale() -> Locale:
     it; then English, so that numbers and dates match the words around them."""
     if not has_request_context():
         return ENGLISH
-    if "loyalty_locale" not in g:  # asked several times per page
-        chosen = get_locale()
-        g.loyalty_locale = chosen if chosen is not None and chosen.language in LANGUAGES else ENGLISH
-    return g.loyalty_locale
+    chosen = g.get("loyalty_locale")  # asked dozens of times per page
+    if chosen is None:
+        host = get_locale()
+        chosen = g.loyalty_locale = host if host is not None and host.language in LANGUAGES else ENGLISH
+    return chosen
 
 
 def error_message(exc: LoyaltyError) -> str:
@@ -72,26 +108,46 @@ def error_message(exc: LoyaltyError) -> str:
 
 def language() -> str:
     """The BCP 47 tag for ``lang``: zh-Hans for Simplified Chinese."""
-    return "zh-Hans" if locale().language == "zh" else locale().language
+    code = locale().language
+    return "zh-Hans" if code == "zh" else code
 
 
 def points(value: int) -> str:
-    return format_decimal(value, locale=locale())
+    return _number(value, locale())
 
 
 def delta(value: int) -> str:
     """A change of points with its sign: +120, -500."""
-    return ("+" if value > 0 else "-" if value < 0 else "") + format_decimal(abs(value), locale=locale())
+    return ("+" if value > 0 else "-" if value < 0 else "") + _number(abs(value), locale())
 
 
 def money(value: Decimal | int, currency: str) -> str:
-    return format_currency(value, currency, locale=locale())
+    return _money(value, currency, locale())
 
 
 def day(value: date | datetime | None) -> str:
     if value is None:
         return ""
-    return format_date(value.date() if isinstance(value, datetime) else value, "medium", locale=locale())
+    return _day(value.date() if isinstance(value, datetime) else value, locale())
+
+
+# Formatting depends on the value and the locale only, and pages show the same prices, point
+# counts and days to member after member: Babel works each out once.
+
+
+@functools.lru_cache(maxsize=4096)
+def _number(value: int | Decimal, where: Locale) -> str:
+    return format_decimal(value, locale=where)
+
+
+@functools.lru_cache(maxsize=4096)
+def _money(value: Decimal | int, currency: str, where: Locale) -> str:
+    return format_currency(value, currency, locale=where)
+
+
+@functools.lru_cache(maxsize=4096)
+def _day(value: date, where: Locale) -> str:
+    return format_date(value, "medium", locale=where)
 
 
 def template_helpers(currency: str) -> dict[str, Any]:

@@ -79,18 +79,21 @@ def add_headers(response: Response, settings: Settings) -> Response:
     """Headers for pages that show one member's data: not framed, not cached, not sniffed;
     each only where the shop has not set its own."""
     headers = response.headers
-    for name, value in _headers(settings.content_security_policy):
-        if name not in headers:
-            headers[name] = value
+    present = {name.lower() for name, _ in headers.items()}  # one pass, not one per header
+    for lowered, name, value in _headers(settings.content_security_policy):
+        if lowered not in present:
+            headers.add(name, value)
     return response
 
 
 @functools.cache
-def _headers(policy: str | None) -> tuple[tuple[str, str], ...]:
+def _headers(policy: str | None) -> tuple[tuple[str, str, str], ...]:
+    """(lower-cased name, name, value) of each header, for ``add_headers``."""
     fixed = (
         ("X-Content-Type-Options", "nosniff"),
         ("Referrer-Policy", "same-origin"),
         ("X-Frame-Options", "DENY"),
         ("Cache-Control", "no-store"),
     )
-    return (*fixed, ("Content-Security-Policy", policy)) if policy else fixed
+    chosen = (*fixed, ("Content-Security-Policy", policy)) if policy else fixed
+    return tuple((name.lower(), name, value) for name, value in chosen)

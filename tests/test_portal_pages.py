@@ -52,6 +52,7 @@ def coupons_of(app: Flask, user_id: str) -> list[Coupon]:
 def test_dashboard_shows_points_tier_progress_and_what_expires(app, client, loyalty, clock):
     loyalty.enroll("u1")
     loyalty.record_order("o1", "u1", "90.00", lines=[{"sku": "TEA", "qty": 1, "unit_price": "90.00"}])
+    loyalty.record_order("o2", "u2", "12.00", lines=[{"sku": "MUG", "qty": 1, "unit_price": "12.00"}])
     login(client, "u1")
     html = page(client, "/loyalty/")
     assert 'data-testid="points-available">100<' in html
@@ -61,7 +62,8 @@ def test_dashboard_shows_points_tier_progress_and_what_expires(app, client, loya
     deadline = (clock.now + timedelta(days=365)).strftime("%b %-d, %Y")
     assert f"Spend $910.00 more by {deadline} to reach Silver." in html
     assert 'value="9"' in html  # 90 of 1,000 on the progress bar
-    assert re.findall(r'data-testid="recommendation" data-sku="(\w+)"', html) == ["TEA"]
+    # Popular with other shoppers, and not what the member already has.
+    assert re.findall(r'data-testid="recommendation" data-sku="(\w+)"', html) == ["MUG"]
 
     clock.advance(days=365 - 20)  # the welcome bonus has 20 days left
     html = page(client, "/loyalty/")

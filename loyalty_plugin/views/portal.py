@@ -5,6 +5,7 @@ tiers). Rewards and coupons are in ``portal_rewards``, referral and privacy in
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
@@ -14,6 +15,7 @@ from sqlalchemy import bindparam, select
 from werkzeug.exceptions import TooManyRequests
 
 from .. import account, ledger, members
+from ..database import QuickRead
 from ..errors import N_, ConfigError, LoyaltyError
 from ..forms import JoinForm
 from ..i18n import error_message, gettext, locale, template_helpers
@@ -39,10 +41,12 @@ KIND_LABELS = {
 }
 
 
-#: What a member's dashboard is keyed by (``pagecache``): a Core statement, the whole cost of a
-#: dashboard served from the cache besides the shop's own layout.
-STAMP = select(Member.id, Member.version, Member.tier_code, Member.tier_reached_at).where(
-    Member.user_id == bindparam("user_id"), Member.erased_at.is_(None)
+#: What a member's dashboard is keyed by (``pagecache``): the whole database work of a dashboard
+#: served from the cache. Read fresh on every request, so a change made by any process shows.
+STAMP = QuickRead(
+    select(Member.id, Member.version, Member.tier_code, Member.tier_reached_at).where(
+        Member.user_id == bindparam("user_id"), Member.erased_at.is_(None)
+    )
 )
 
 
@@ -72,12 +76,19 @@ def _headers(response: Any) -> Any:
 @portal.context_processor
 def _layout() -> dict[str, Any]:
     settings = state().settings
+    return _layout_values(settings.base_template, settings.currency)
+
+
+@functools.cache
+def _layout_values(base_template: str, currency: str) -> dict[str, Any]:
+    """What every portal template sees: the same for every request of an app, so built once
+    (Flask copies it into each template's context)."""
     return {
-        "loyalty_base": settings.base_template,
-        "currency": settings.currency,
+        "loyalty_base": base_template,
+        "currency": currency,
         "display_code": display_code,
         "kind_labels": KIND_LABELS,
-        **template_helpers(settings.currency),
+        **template_helpers(currency),
     }
 
 
@@ -103,16 +114,14 @@ def refuse(exc: LoyaltyError) -> None:
 def dashboard() -> Any:
     s = state()
     now = s.clock()
-    # One read in autocommit, no ORM session: all the database work of a page from the cache.
-    with s.store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        row = connection.execute(STAMP, {"user_id": current_user.get_id()}).first()
-    if row is None:
+    stamp = STAMP.first(s.store.engine, {"user_id": current_user.get_id()})
+    if stamp is None:
         return redirect(url_for("loyalty.join"))
-    key = ("dashboard", *row, str(locale()), now.date())
+    key = ("dashboard", *stamp, str(locale()), now.date())
     body = s.pages.get(key, now)
     if body is None:
         with s.store.work(write=False) as session:
-            member = session.get(Member, row.id)
+            member = session.get(Member, stamp[0])
             body = render_template(
                 "loyalty/_dashboard.html",
                 member=member,
