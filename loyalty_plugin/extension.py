@@ -50,7 +50,7 @@ class LoyaltyState:
     #: Popular items, shared by this worker's requests.
     popular: PopularCache = field(default_factory=PopularCache)
     #: Rendered dashboards of this worker, keyed by member version.
-    pages: FragmentCache = field(default_factory=lambda: FragmentCache(0, timedelta(0)))
+    pages: FragmentCache[tuple[str, Shown]] = field(default_factory=lambda: FragmentCache(0, timedelta(0)))
     #: This worker's copy of the newest fitted recommender.
     models: ModelHolder = field(default_factory=lambda: ModelHolder(timedelta(minutes=1)))
     #: Widget impressions counted by this worker, written in batches.

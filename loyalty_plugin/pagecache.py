@@ -15,34 +15,40 @@ import threading
 from collections import OrderedDict
 from collections.abc import Hashable
 from datetime import datetime, timedelta
+from typing import Generic, TypeVar
+
+V = TypeVar("V")
 
 
-class FragmentCache:
+class FragmentCache(Generic[V]):
+    """A fragment is whatever the page needs again on a hit: its HTML, and for the dashboard
+    the recommendations it shows, so that a view served from here still counts as one."""
+
     def __init__(self, size: int, ttl: timedelta) -> None:
         self.size = size
         self.ttl = ttl
-        self._entries: OrderedDict[Hashable, tuple[datetime, str]] = OrderedDict()
+        self._entries: OrderedDict[Hashable, tuple[datetime, V]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable, now: datetime) -> str | None:
+    def get(self, key: Hashable, now: datetime) -> V | None:
         if not self.size:
             return None
         with self._lock:
             found = self._entries.get(key)
             if found is None:
                 return None
-            made, html = found
+            made, value = found
             if not made <= now < made + self.ttl:
                 del self._entries[key]
                 return None
             self._entries.move_to_end(key)
-            return html
+            return value
 
-    def put(self, key: Hashable, html: str, now: datetime) -> None:
+    def put(self, key: Hashable, value: V, now: datetime) -> None:
         if not self.size:
             return
         with self._lock:
-            self._entries[key] = (now, html)
+            self._entries[key] = (now, value)
             self._entries.move_to_end(key)
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)

@@ -415,3 +415,21 @@ def test_each_version_is_stored_with_its_scores_on_held_out_weeks(shop, clock):
     assert users[("all", "blend")] == 25
     assert ndcg[("all", "blend")] > 0.8 > ndcg[("all", "popularity")] + 0.4
     assert version.interactions == 25 * 9 and version.users == 25
+
+
+def test_a_dashboard_served_from_the_page_cache_still_counts_its_view(shop, clock):
+    app = shop(**MODEL_ONLY)
+    with setup(app) as loyalty:
+        tea_and_jam_shop(loyalty, clock)
+    fit(app)
+    client = app.test_client()
+    login(client, "m1")
+    first = client.get("/loyalty/").get_data(as_text=True)
+    assert 'data-sku="CUP"' in first
+    with setup(app) as loyalty:
+        stock(loyalty, CUP_in_stock=False)  # changes no member version: the page stays cached
+    for _ in range(2):
+        assert client.get("/loyalty/").get_data(as_text=True) == first
+    with setup(app) as loyalty, loyalty.state().store.work(write=False) as session:
+        row = session.scalars(select(RecommendationImpressions)).one()
+    assert (row.user_id, row.variant, row.views, row.items_shown) == ("m1", "model", 3, 12)

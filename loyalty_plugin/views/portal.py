@@ -117,11 +117,13 @@ def dashboard() -> Any:
     stamp = STAMP.first(s.store.engine, {"user_id": current_user.get_id()})
     if stamp is None:
         return redirect(url_for("loyalty.join"))
+    user_id = current_user.get_id()
     key = ("dashboard", *stamp, str(locale()), now.date())
-    body = s.pages.get(key, now)
-    if body is None:
+    cached = s.pages.get(key, now)
+    if cached is None:
         with s.store.work(write=False) as session:
             member = session.get(Member, stamp[0])
+            shown = s.recommend(session, user_id, limit=4)
             body = render_template(
                 "loyalty/_dashboard.html",
                 member=member,
@@ -129,9 +131,12 @@ def dashboard() -> Any:
                 progress=account.tier_progress(session, member, now=now, settings=s.settings),
                 activity=account.recent_activity(session, member),
                 active_coupons=account.active_coupon_count(session, member, now=now),
-                items=s.suggestions(session, member.user_id, limit=4),
+                items=shown.items,
             )
-        s.pages.put(key, body, now)
+        cached = (body, shown)
+        s.pages.put(key, cached, now)
+    body, shown = cached
+    s.count_view(user_id, shown)
     return render_template("loyalty/dashboard.html", body=Markup(body))  # our template, autoescaped  # noqa: S704  # nosec B704
 
 
