@@ -1,32 +1,33 @@
-"""Points moved per month and ledger kind, kept as running totals per worker process.
+"""Points moved per month and ledger kind: stored totals of the settled ledger plus the rest.
 
-Summing two million ledger entries by month takes seconds on SQLite (there is no index on
-``created_at``, and none is needed anywhere else). The ledger is append-only and its ids only
-grow, so the totals of the entries up to some id never change: each worker folds entries
-into its totals once, by id range, and every read adds only the entries after that id. A read
-is therefore exact and costs a primary-key range scan of the newest entries.
+Summing two million ledger entries by month takes seconds. The ledger is append-only and its
+ids only grow, so the totals of the entries up to some id never change: they are folded once
+into ``loyalty_admin_ledger_months`` (by :mod:`.admin_figures`' refresh, in id ranges of
+``FOLD_CHUNK``), and a read adds the entries after that id. A read is therefore exact and
+costs a primary-key range scan of the newest entries, in every worker from its first request.
 
 Ids are handed out before a transaction commits, so an entry with a smaller id can become
 visible after a larger one. Only entries written more than ``SETTLE`` before the clock are
 folded, and only the unbroken run of them from the last folded id: a later entry is summed
 fresh on every read until it is old enough. An entry whose transaction stayed open longer
-than ``SETTLE`` would be missed until the worker restarts; no write of the plugin runs that long.
+than ``SETTLE`` would be missed for good; no write of the plugin runs that long.
 """
 
 from __future__ import annotations
 
-import threading
 from collections import defaultdict
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, case, func, select
 
-from .models import LedgerEntry
+from .database import upsert_insert
+from .models import AdminLedgerMonth, LedgerEntry
 
 SETTLE = timedelta(minutes=10)
+#: Entries folded per transaction, so a first fold of a large ledger never holds SQLite's
+#: write lock for long.
+FOLD_CHUNK = 250_000
 
 #: (month "YYYY-MM", ledger kind) -> [points added, points taken], pending points included:
 #: an order's points count when earned (pending), not again when released.
@@ -40,11 +41,10 @@ def month_of(column: Any, dialect: str) -> Any:
     return func.strftime("%Y-%m", column)
 
 
-def _sums(session: Session, *where: Any) -> Totals:
-    dialect = session.get_bind().dialect.name
-    month = month_of(LedgerEntry.created_at, dialect)
+def _sums(connection: Connection, *where: Any) -> Totals:
+    month = month_of(LedgerEntry.created_at, connection.dialect.name)
     moved = LedgerEntry.points + LedgerEntry.pending
-    rows = session.execute(
+    rows = connection.execute(
         select(
             month,
             LedgerEntry.kind,
@@ -57,46 +57,46 @@ def _sums(session: Session, *where: Any) -> Totals:
     return {(m, kind): [int(added or 0), int(taken or 0)] for m, kind, added, taken in rows}
 
 
-def _add(into: Totals, more: Totals) -> None:
-    for key, (added, taken) in more.items():
-        into[key][0] += added
-        into[key][1] += taken
+def read(connection: Connection, folded_to: int) -> Totals:
+    """Every entry's points by (month, kind), exact as of this connection's snapshot."""
+    totals: Totals = defaultdict(lambda: [0, 0])
+    for month, kind, added, taken in connection.execute(
+        select(AdminLedgerMonth.month, AdminLedgerMonth.kind, AdminLedgerMonth.added, AdminLedgerMonth.taken)
+    ):
+        totals[month, kind] = [int(added), int(taken)]
+    for key, (added, taken) in _sums(connection, LedgerEntry.id > folded_to).items():
+        totals[key][0] += added
+        totals[key][1] += taken
+    return totals
 
 
-@dataclass
-class LedgerMonths:
-    """The running totals of one app in one process (``for_app`` finds them)."""
-
-    folded_to: int = 0
-    totals: Totals = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def read(self, session: Session, *, now: datetime) -> Totals:
-        """Every entry's points by (month, kind), exact as of this transaction's snapshot."""
-        result: Totals = defaultdict(lambda: [0, 0])
-        with self.lock:
-            self._fold(session, now - SETTLE)
-            _add(result, self.totals)
-            _add(result, _sums(session, LedgerEntry.id > self.folded_to))
-        return result
-
-    def _fold(self, session: Session, settled_before: datetime) -> None:
-        first_unsettled = session.scalar(
-            select(func.min(LedgerEntry.id)).where(
-                LedgerEntry.id > self.folded_to, LedgerEntry.created_at >= settled_before
-            )
+def fold(connection: Connection, folded_to: int, *, now: datetime) -> tuple[int, bool]:
+    """Fold the next settled entries after ``folded_to`` (at most ``FOLD_CHUNK``) into the
+    stored totals: the new ``folded_to``, and whether a full chunk was folded (more may follow)."""
+    start = connection.scalar(select(func.min(LedgerEntry.id)).where(LedgerEntry.id > folded_to))
+    if start is None:
+        return folded_to, False
+    last = start + FOLD_CHUNK - 1
+    first_unsettled = connection.scalar(
+        select(func.min(LedgerEntry.id)).where(
+            LedgerEntry.id > folded_to, LedgerEntry.id <= last, LedgerEntry.created_at >= now - SETTLE
         )
-        upto = (
-            first_unsettled - 1
-            if first_unsettled is not None
-            else session.scalar(select(func.max(LedgerEntry.id))) or self.folded_to
+    )
+    if first_unsettled is not None:
+        upto = first_unsettled - 1
+    else:
+        upto = connection.scalar(select(func.max(LedgerEntry.id)).where(LedgerEntry.id <= last)) or folded_to
+    if upto <= folded_to:
+        return folded_to, False
+    sums = _sums(connection, LedgerEntry.id > folded_to, LedgerEntry.id <= upto)
+    if sums:
+        insert = upsert_insert(connection)(AdminLedgerMonth)
+        table = AdminLedgerMonth.__table__
+        connection.execute(
+            insert.on_conflict_do_update(
+                index_elements=["month", "kind"],
+                set_={"added": table.c.added + insert.excluded.added, "taken": table.c.taken + insert.excluded.taken},
+            ),
+            [{"month": m, "kind": k, "added": a, "taken": t} for (m, k), (a, t) in sums.items()],
         )
-        if upto <= self.folded_to:
-            return
-        _add(self.totals, _sums(session, LedgerEntry.id > self.folded_to, LedgerEntry.id <= upto))
-        self.folded_to = upto
-
-
-def for_app(extensions: dict[str, Any]) -> LedgerMonths:
-    """This app's totals, made on first use (``app.extensions`` holds them beside the plugin's state)."""
-    return extensions.setdefault("loyalty_admin_ledger_months", LedgerMonths())
+    return upto, upto == last

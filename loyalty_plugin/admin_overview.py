@@ -1,9 +1,10 @@
 """The admin overview: members, repeat purchases, order value by tier, points moved per month,
 the points liability and a preview of the next tier evaluation.
 
-The order figures come from one pass over the last twelve months' orders (summed per member,
-then per tier); the points per month from the ledger's running monthly totals
-(:mod:`.admin_ledger_months`). Nothing is loaded row by row into Python.
+The member and order figures are the kept group totals of :mod:`.admin_figures` (refreshed
+first, so exact as of the request); the points per month the ledger's monthly totals
+(:mod:`.admin_ledger_months`). Only the repeat rate of customers who are not members is
+summed from the orders here: those are few, and not members whose changes are queued.
 """
 
 from __future__ import annotations
@@ -12,29 +13,18 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
 
-from sqlalchemy import BigInteger, func, select, type_coerce
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from . import admin_ledger_months
-from .admin_tiers import (
-    Preview,
-    TierRow,
-    cents_to_money,
-    idle_groups,
-    order_date,
-    preview_from_groups,
-    protected,
-    qualified_rank,
-    within_reach,
-)
+from . import admin_figures, admin_ledger_months
+from .admin_member_figures import ACTIVE_DAYS, WINDOW_DAYS
+from .admin_tiers import Preview, TierRow, preview_from_groups, rows_per_tier
 from .config import Settings
 from .models import Member, Order, Reward
-from .tiers import spend_expression
 
-ACTIVE_DAYS = 90
-WINDOW_DAYS = 365
+__all__ = ["ACTIVE_DAYS", "WINDOW_DAYS", "Overview", "overview", "point_value"]
+
 MONTHS_SHOWN = 12
 #: Ledger kinds that bring new points into the program (an order's points count once, when
 #: earned as pending; "release" only makes them spendable).
@@ -117,147 +107,39 @@ class Overview:
         return self.redeemed / self.issued if self.issued else None
 
 
-def overview(session: Session, *, now: datetime, settings: Settings, extensions: dict[str, Any]) -> Overview:
-    since = now - timedelta(days=WINDOW_DAYS)
-    members = _members(session, now=now, settings=settings)
-    tiers, repeat, active, preview = _buyers(session, members.groups, now=now, since=since, settings=settings)
-    months = _months(session, now=now, extensions=extensions)
+def overview(session: Session, *, now: datetime, settings: Settings) -> Overview:
+    snapshot = admin_figures.current(session, now=now, settings=settings)
+    months = _months(snapshot.ledger, now=now)
     issued, redeemed, expired = (sum(getattr(m, f) for m in months) for f in ("issued", "redeemed", "expired"))
     left = redeemed + expired
-    liability = Liability(members.available, members.pending, point_value(session), expired / left if left else None)
+    available, pending = snapshot.total("available"), snapshot.total("pending")
+    liability = Liability(available, pending, point_value(session), expired / left if left else None)
+    groups = snapshot.by(lambda g: (g.tier_code, g.qualified, g.protected, g.reach), "members")
+    this_month = f"{now:%Y-%m}"
     return Overview(
-        members=members.total,
-        active=active,
-        new_this_month=members.new,
-        repeat_members=repeat,
-        repeat_others=_other_customers(session, now=now, since=since),
-        tiers=tiers,
+        members=snapshot.total("members"),
+        active=snapshot.total("active"),
+        new_this_month=snapshot.total("members", lambda g: g.enrolled_month >= this_month),
+        repeat_members=Rate(snapshot.total("buyers"), snapshot.total("repeaters")),
+        repeat_others=_other_customers(session, now=now, since=now - timedelta(days=WINDOW_DAYS)),
+        tiers=_tiers(snapshot, settings),
         months=months,
         issued=issued,
         redeemed=redeemed,
         expired=expired,
         liability=liability,
-        preview=preview,
+        preview=preview_from_groups([(*key, n) for key, (n,) in groups.items()], settings),
     )
 
 
-@dataclass(frozen=True)
-class _MemberCounts:
-    total: int
-    new: int
-    available: int
-    pending: int
-    #: (tier code, still protected) -> live members
-    groups: dict[tuple[str, bool], int]
-
-
-def _members(session: Session, *, now: datetime, settings: Settings) -> _MemberCounts:
-    """One pass over the members: counts, points held, and the groups the preview needs."""
-    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    is_protected = protected(settings, now=now)
-    rows = session.execute(
-        select(
-            Member.tier_code,
-            is_protected,
-            func.count(),
-            func.count().filter(Member.enrolled_at >= month_start),
-            func.sum(Member.points_balance).filter(Member.points_balance > 0),
-            func.sum(Member.points_pending),
-        )
-        .where(Member.erased_at.is_(None))
-        .group_by(Member.tier_code, is_protected)
-    ).all()
-    groups = {(code, bool(p)): int(n) for code, p, n, _, _, _ in rows}
-    return _MemberCounts(
-        total=sum(groups.values()),
-        new=sum(int(new) for _, _, _, new, _, _ in rows),
-        available=sum(int(a or 0) for _, _, _, _, a, _ in rows),
-        pending=sum(int(p or 0) for _, _, _, _, _, p in rows),
-        groups=groups,
-    )
-
-
-def _buyers(
-    session: Session, everyone: dict[tuple[str, bool], int], *, now: datetime, since: datetime, settings: Settings
-) -> tuple[list[TierRow], Rate, int, Preview]:
-    """One pass over the orders of the last twelve months and of the tier window: per tier,
-    buyers, orders, revenue and order value; repeat buyers; active members; the preview."""
-    tier_since = now - timedelta(days=settings.tier_window_days)
-    earliest = min(since, tier_since)
-
-    def within(aggregate: Any, start: datetime) -> Any:
-        """Only the orders after ``start``; every order read is, when ``start`` is the earliest
-        (so the usual case, both windows a year, filters nothing per row)."""
-        return aggregate if start == earliest else aggregate.filter(Order.placed_at > start)
-
-    placed = order_date(session)
-    per = (
-        select(
-            Order.member_id,
-            within(func.count(), since).label("orders"),
-            within(func.sum(type_coerce(Order.total, BigInteger)), since).label("paid"),
-            within(func.sum(type_coerce(Order.total - Order.refunded_total, BigInteger)), since).label("kept"),
-            func.max(Order.placed_at).label("last"),
-            within(func.sum(spend_expression(settings)), tier_since).label("cents"),
-        )
-        .where(Order.member_id.is_not(None), placed > earliest, placed <= now)
-        .group_by(Order.member_id)
-        .subquery()
-    )
-    cents = func.coalesce(per.c.cents, 0)
-    qualified = qualified_rank(cents, settings)
-    is_protected = protected(settings, now=now)
-    reach = within_reach(cents, settings, now=now)
-    rows = session.execute(
-        select(
-            Member.tier_code,
-            qualified,
-            is_protected,
-            reach,
-            func.count(),
-            func.count().filter(per.c.orders > 0),
-            func.sum(per.c.orders),
-            func.sum(per.c.paid),
-            func.sum(per.c.kept),
-            func.count().filter(per.c.orders > 1),
-            func.count().filter(per.c.last > now - timedelta(days=ACTIVE_DAYS)),
-        )
-        .join(per, per.c.member_id == Member.id)
-        .where(Member.erased_at.is_(None))
-        .group_by(Member.tier_code, qualified, is_protected, reach)
-    ).all()
-    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-    groups, buying = [], defaultdict(int)
-    repeaters = buyers_all = active = 0
-    for code, rank, protect, within, count, buyers, orders, paid, kept, repeat, recent in rows:
-        groups.append((code, int(rank), bool(protect), bool(within), int(count)))
-        buying[code, bool(protect)] += int(count)
-        for i, value in enumerate((buyers, orders, paid, kept)):
-            totals[code][i] += int(value or 0)
-        buyers_all += int(buyers)
-        repeaters += int(repeat)
-        active += int(recent)
-    groups += idle_groups(everyone, buying)
-    members_per_tier = defaultdict(int)
-    for code, _, _, _, count in groups:
-        members_per_tier[code] += count
-    tiers = []
-    for tier in settings.tiers:
-        buyers, orders, paid, kept = totals[tier.code]
-        aov = _cents(cents_to_money(paid) / orders) if orders else None
-        tiers.append(
-            TierRow(
-                tier.code,
-                tier.name,
-                members_per_tier[tier.code],
-                buyers,
-                orders,
-                cents_to_money(kept),
-                cents_to_money(paid),
-                aov,
-            )
-        )
-    return tiers, Rate(buyers_all, repeaters), active, preview_from_groups(groups, settings)
+def _tiers(snapshot: admin_figures.Snapshot, settings: Settings) -> list[TierRow]:
+    """Members, buyers, orders and order value per tier over the last twelve months."""
+    members = {code: n for code, (n,) in snapshot.by(lambda g: g.tier_code, "members").items()}
+    bought = {
+        code: tuple(sums)
+        for code, sums in snapshot.by(lambda g: g.tier_code, "buyers", "orders", "paid", "kept").items()
+    }
+    return rows_per_tier(settings, members, bought)
 
 
 def _other_customers(session: Session, *, now: datetime, since: datetime) -> Rate:
@@ -278,8 +160,7 @@ def _other_customers(session: Session, *, now: datetime, since: datetime) -> Rat
     return Rate(int(customers), int(repeaters))
 
 
-def _months(session: Session, *, now: datetime, extensions: dict[str, Any]) -> list[PointsMonth]:
-    totals = admin_ledger_months.for_app(extensions).read(session, now=now)
+def _months(totals: admin_ledger_months.Totals, *, now: datetime) -> list[PointsMonth]:
     by_month: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     for (month, kind), (added, taken) in totals.items():
         if kind in ISSUING:

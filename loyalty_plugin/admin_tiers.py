@@ -1,8 +1,9 @@
 """The tier report: members and revenue per tier, movements per month, the next evaluation.
 
-Every figure is one aggregate in the database. Orders are first summed per member (one pass
-over the period's orders, along the ``member_id`` index), then joined to the members and
-grouped by tier: the join touches one row per buying member, not one per order.
+The default period's rows, the members per month of enrolment and the members within reach
+of keeping their tier come from the kept figures (:mod:`.admin_figures`). Another period is
+summed from its orders: per member first (along the ``member_id`` index), then joined to the
+members and grouped by tier, so the join touches one row per buying member, not per order.
 
 The preview of the next evaluation applies the rules of :func:`loyalty_plugin.tiers.evaluate_tiers`
 to counts grouped by (tier, tier the spend qualifies for, still protected); a test runs the
@@ -14,16 +15,18 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from decimal import Decimal
-from typing import Any
+from decimal import ROUND_HALF_UP, Decimal
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import BigInteger, DateTime, Select, case, func, literal_column, select, type_coerce
 from sqlalchemy.orm import Session
 
 from .admin_ledger_months import month_of
 from .config import Settings
-from .models import Member, Money, Order, TierChange
-from .tiers import spend_expression
+from .models import AdminMemberFigures, Member, Money, Order, TierChange
+
+if TYPE_CHECKING:
+    from .admin_figures import Snapshot
 
 #: Protection ending within this many days, with spend short of the tier: "keep within reach".
 KEEP_HORIZON_DAYS = 30
@@ -45,15 +48,6 @@ def order_date(session: Session) -> Any:
     if session.get_bind().dialect.name == "sqlite":
         return literal_column(f"+{Order.__tablename__}.placed_at", DateTime())
     return Order.placed_at
-
-
-def qualified_rank(cents: Any, settings: Settings) -> Any:
-    """SQL: the rank of the highest tier whose threshold the spend (in cents) reaches."""
-    return case(*[(cents >= int(t.threshold * 100), t.rank) for t in reversed(settings.tiers[1:])], else_=0)
-
-
-def rank_of(settings: Settings) -> Any:
-    return case({t.code: t.rank for t in settings.tiers}, value=Member.tier_code, else_=0)
 
 
 @dataclass(frozen=True)
@@ -89,61 +83,26 @@ def preview_from_groups(groups: list[tuple[str, int, bool, bool, int]], settings
     return Preview(up, down, kept, reach, dict(moves))
 
 
-def protected(settings: Settings, *, now: datetime) -> Any:
-    """SQL: the member's tier is still within its guaranteed period."""
-    return Member.tier_reached_at > now - timedelta(days=settings.tier_keep_days)
-
-
 def _threshold_cents(settings: Settings) -> Any:
     return case({t.code: int(t.threshold * 100) for t in settings.tiers}, value=Member.tier_code, else_=0)
 
 
-def within_reach(cents: Any, settings: Settings, *, now: datetime) -> Any:
-    """SQL: spend short of the member's tier, protection ending within ``KEEP_HORIZON_DAYS``,
-    and at least ``KEEP_WITHIN`` of the threshold spent."""
-    ends_soon = Member.tier_reached_at <= now - timedelta(days=settings.tier_keep_days - KEEP_HORIZON_DAYS)
-    return (
-        (qualified_rank(cents, settings) < rank_of(settings))
-        & ends_soon
-        & (cents * 100 >= _threshold_cents(settings) * int(KEEP_WITHIN * 100))
-    )
-
-
-def idle_groups(
-    everyone: dict[tuple[str, bool], int], buying: dict[tuple[str, bool], int]
-) -> list[tuple[str, int, bool, bool, int]]:
-    """Preview groups of the live members without spend in the window: all members per (tier,
-    protected) less those with spend (``buying``). Their spend qualifies for the lowest tier."""
-    groups = []
-    for (code, is_protected), members in everyone.items():
-        idle = members - buying.get((code, is_protected), 0)
-        if idle:
-            groups.append((code, 0, is_protected, False, idle))
-    return groups
-
-
-def keep_candidates(session: Session, *, now: datetime, settings: Settings) -> Select[Any]:
+def keep_candidates(settings: Settings) -> Select[Any]:
     """The members counted as "within reach of keeping their tier", the smallest gap first
-    (a statement, for the page and the CSV)."""
-    since = now - timedelta(days=settings.tier_window_days)
-    placed = order_date(session)
-    spend = (
-        select(Order.member_id, func.sum(spend_expression(settings)).label("cents"))
-        .where(Order.member_id.is_not(None), placed > since, placed <= now)
-        .group_by(Order.member_id)
-        .subquery()
-    )
-    gap = type_coerce(_threshold_cents(settings) - spend.c.cents, BigInteger)
+    (a statement, for the page and the CSV), from the kept figures: refresh them first
+    (:func:`loyalty_plugin.admin_figures.current`)."""
+    part = AdminMemberFigures
+    gap = type_coerce(_threshold_cents(settings) - part.cents, BigInteger)
     return (
         select(
             Member.user_id.label("user_id"),
             Member.tier_code.label("tier"),
             Member.tier_reached_at.label("tier_reached_at"),
-            type_coerce(spend.c.cents, Money).label("qualifying_spend"),
+            type_coerce(part.cents, Money).label("qualifying_spend"),
             type_coerce(gap, Money).label("to_keep"),
         )
-        .join(spend, spend.c.member_id == Member.id)
-        .where(Member.erased_at.is_(None), within_reach(spend.c.cents, settings, now=now))
+        .join(part, part.member_id == Member.id)
+        .where(part.reach.is_(True))
         .order_by(gap, Member.user_id)
     )
 
@@ -163,7 +122,10 @@ class TierRow:
 
 def tier_rows(session: Session, *, start: datetime, end: datetime, settings: Settings) -> list[TierRow]:
     """Per tier (the member's tier now): members, members who ordered in [start, end), their
-    orders, revenue (paid less refunded) and average order value (paid, as ordered)."""
+    orders, revenue (paid less refunded) and average order value (paid, as ordered).
+
+    For any period, summed from the orders (a scan of the period's orders); the default
+    period's rows are kept up to date instead (:func:`default_tier_rows`)."""
     placed = order_date(session)
     per = (
         select(
@@ -187,15 +149,28 @@ def tier_rows(session: Session, *, start: datetime, end: datetime, settings: Set
         )
     }
     counts = dict(session.execute(select(Member.tier_code, func.count()).where(live).group_by(Member.tier_code)).all())
+    return rows_per_tier(settings, counts, bought)
+
+
+def default_tier_rows(snapshot: Snapshot, settings: Settings) -> list[TierRow]:
+    """:func:`tier_rows` for :func:`default_period`, from the kept figures."""
+    counts = {code: n for code, (n,) in snapshot.by(lambda g: g.tier_code, "members").items()}
+    columns = ("period_buyers", "period_orders", "period_paid", "period_kept")
+    bought = {code: tuple(sums) for code, sums in snapshot.by(lambda g: g.tier_code, *columns).items()}
+    return rows_per_tier(settings, counts, bought)
+
+
+def rows_per_tier(settings: Settings, members: dict[str, int], bought: dict[str, tuple[int, ...]]) -> list[TierRow]:
+    """The report's rows in tier order from members and (buyers, orders, paid, kept) per tier."""
     rows = []
     for tier in settings.tiers:
         buyers, orders, paid, kept = bought.get(tier.code, (0, 0, 0, 0))
-        aov = (cents_to_money(paid) / orders).quantize(Decimal("0.01")) if orders else None
+        aov = (cents_to_money(paid) / orders).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP) if orders else None
         rows.append(
             TierRow(
                 tier.code,
                 tier.name,
-                int(counts.get(tier.code, 0)),
+                int(members.get(tier.code, 0)),
                 buyers,
                 orders,
                 cents_to_money(kept),
@@ -215,8 +190,9 @@ class MovementMonth:
     kept: int
 
 
-def movements(session: Session, *, start: datetime, end: datetime) -> list[MovementMonth]:
-    """Tier changes per month of [start, end), from the tier history."""
+def movements(session: Session, *, start: datetime, end: datetime, snapshot: Snapshot) -> list[MovementMonth]:
+    """Tier changes per month of [start, end), from the tier history (along its date index);
+    members enrolled by each month's end from the kept figures."""
     dialect = session.get_bind().dialect.name
     month = month_of(TierChange.changed_at, dialect)
     in_period = (TierChange.changed_at >= start, TierChange.changed_at < end)
@@ -229,10 +205,8 @@ def movements(session: Session, *, start: datetime, end: datetime) -> list[Movem
         ).all()
     )
     shown = months_between(start, end)
-    ends = [_month_end(m) for m in shown]
-    enrolled = session.execute(
-        select(*[func.count().filter(Member.enrolled_at < e) for e in ends]).where(Member.erased_at.is_(None))
-    ).one()
+    joined = snapshot.by(lambda g: g.enrolled_month, "members")
+    enrolled = [sum(n for month, (n,) in joined.items() if month <= m) for m in shown]
     by_reason: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for m, reason, count in changes:
         by_reason[m][reason] += int(count)
@@ -242,10 +216,9 @@ def movements(session: Session, *, start: datetime, end: datetime) -> list[Movem
     ]
 
 
-def _month_end(month: str) -> datetime:
-    """The first moment after the month "YYYY-MM"."""
-    year, number = int(month[:4]), int(month[5:])
-    return datetime(year + 1, 1, 1) if number == 12 else datetime(year, number + 1, 1)
+def next_month(moment: datetime) -> datetime:
+    """The first moment of the month after ``moment``'s."""
+    return datetime(moment.year + 1, 1, 1) if moment.month == 12 else datetime(moment.year, moment.month + 1, 1)
 
 
 def months_between(start: datetime, end: datetime) -> list[str]:

@@ -27,6 +27,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     event,
+    inspect,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -166,7 +167,10 @@ class Tier(Base):
 
 class TierChange(Base):
     __tablename__ = "loyalty_tier_history"
-    __table_args__ = (Index("ix_loyalty_tier_history_member", "member_id", "changed_at"),)
+    __table_args__ = (
+        Index("ix_loyalty_tier_history_member", "member_id", "changed_at"),
+        Index("ix_loyalty_tier_history_changed", "changed_at", "reason", "member_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     member_id: Mapped[int] = mapped_column(ForeignKey("loyalty_members.id"))
@@ -480,3 +484,174 @@ class RecommendationClick(Base):
     #: None for popular items (no model behind them).
     model_version: Mapped[int | None] = mapped_column(Integer)
     clicked_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class AdminState(Base):
+    """The admin's kept aggregates (one row): the settings they were computed for, how far the
+    ledger is folded into the monthly totals, and the lock their refresh takes."""
+
+    __tablename__ = "loyalty_admin_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: A digest of the settings the member figures depend on; another digest rebuilds them.
+    settings: Mapped[str] = mapped_column(String(64))
+    ledger_folded_to: Mapped[int] = mapped_column(BigInteger)
+    refreshed_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class AdminChange(Base):
+    """A member whose admin figures may have changed: written by database triggers on
+    ``loyalty_members`` and ``loyalty_orders`` (``ADMIN_TRIGGERS``), so every writer is seen
+    (the domain, the bulk importer, a host's own SQL); the admin's refresh consumes the rows."""
+
+    __tablename__ = "loyalty_admin_changes"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    member_id: Mapped[int] = mapped_column(Integer)
+
+
+class AdminMemberFigures(Base):
+    """One live member's contribution to the admin figures, as of ``valid_from``; unchanged
+    until ``valid_until`` (an order leaving a window, tier protection ending) or a change."""
+
+    __tablename__ = "loyalty_admin_member_figures"
+    __table_args__ = (
+        Index("ix_loyalty_admin_member_figures_valid_until", "valid_until"),
+        Index("ix_loyalty_admin_member_figures_valid_from", "valid_from"),
+    )
+
+    member_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    enrolled_month: Mapped[str] = mapped_column(String(7))
+    tier_code: Mapped[str] = mapped_column(String(40))
+    qualified: Mapped[int] = mapped_column(Integer)
+    protected: Mapped[bool] = mapped_column(Boolean)
+    reach: Mapped[bool] = mapped_column(Boolean)
+    available: Mapped[int] = mapped_column(BigInteger)
+    pending: Mapped[int] = mapped_column(BigInteger)
+    orders: Mapped[int] = mapped_column(Integer)
+    paid: Mapped[int] = mapped_column(BigInteger)
+    kept: Mapped[int] = mapped_column(BigInteger)
+    cents: Mapped[int] = mapped_column(BigInteger)
+    recent: Mapped[int] = mapped_column(Integer)
+    period_orders: Mapped[int] = mapped_column(Integer)
+    period_paid: Mapped[int] = mapped_column(BigInteger)
+    period_kept: Mapped[int] = mapped_column(BigInteger)
+    valid_from: Mapped[datetime] = mapped_column(DateTime)
+    valid_until: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class AdminFigureTotals(Base):
+    """The member figures summed per group the admin pages show: a few dozen rows read instead
+    of every member and order on each request."""
+
+    __tablename__ = "loyalty_admin_figure_totals"
+
+    enrolled_month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    tier_code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    qualified: Mapped[int] = mapped_column(Integer, primary_key=True)
+    protected: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    reach: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    members: Mapped[int] = mapped_column(BigInteger)
+    available: Mapped[int] = mapped_column(BigInteger)
+    pending: Mapped[int] = mapped_column(BigInteger)
+    buyers: Mapped[int] = mapped_column(BigInteger)
+    orders: Mapped[int] = mapped_column(BigInteger)
+    paid: Mapped[int] = mapped_column(BigInteger)
+    kept: Mapped[int] = mapped_column(BigInteger)
+    repeaters: Mapped[int] = mapped_column(BigInteger)
+    active: Mapped[int] = mapped_column(BigInteger)
+    period_buyers: Mapped[int] = mapped_column(BigInteger)
+    period_orders: Mapped[int] = mapped_column(BigInteger)
+    period_paid: Mapped[int] = mapped_column(BigInteger)
+    period_kept: Mapped[int] = mapped_column(BigInteger)
+
+
+class AdminLedgerMonth(Base):
+    """Points moved per month and ledger kind, for the settled part of the append-only ledger."""
+
+    __tablename__ = "loyalty_admin_ledger_months"
+
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    added: Mapped[int] = mapped_column(BigInteger)
+    taken: Mapped[int] = mapped_column(BigInteger)
+
+
+#: The triggers that fill ``loyalty_admin_changes``, per dialect (migration 0006 holds a copy).
+ADMIN_TRIGGERS = {
+    "sqlite": [
+        "CREATE TRIGGER loyalty_admin_members_insert AFTER INSERT ON loyalty_members "
+        "BEGIN INSERT INTO loyalty_admin_changes (member_id) VALUES (NEW.id); END",
+        "CREATE TRIGGER loyalty_admin_members_update AFTER UPDATE OF tier_code, tier_reached_at, points_balance, "
+        "points_pending, enrolled_at, erased_at ON loyalty_members "
+        "BEGIN INSERT INTO loyalty_admin_changes (member_id) VALUES (NEW.id); END",
+        "CREATE TRIGGER loyalty_admin_members_delete AFTER DELETE ON loyalty_members "
+        "BEGIN INSERT INTO loyalty_admin_changes (member_id) VALUES (OLD.id); END",
+        "CREATE TRIGGER loyalty_admin_orders_insert AFTER INSERT ON loyalty_orders WHEN NEW.member_id IS NOT NULL "
+        "BEGIN INSERT INTO loyalty_admin_changes (member_id) VALUES (NEW.member_id); END",
+        "CREATE TRIGGER loyalty_admin_orders_update AFTER UPDATE OF member_id, placed_at, total, shipping, tax, "
+        "refunded_total ON loyalty_orders "
+        "BEGIN INSERT INTO loyalty_admin_changes (member_id) SELECT NEW.member_id WHERE NEW.member_id IS NOT NULL "
+        "UNION SELECT OLD.member_id WHERE OLD.member_id IS NOT NULL; END",
+        "CREATE TRIGGER loyalty_admin_orders_delete AFTER DELETE ON loyalty_orders WHEN OLD.member_id IS NOT NULL "
+        "BEGIN INSERT INTO loyalty_admin_changes (member_id) VALUES (OLD.member_id); END",
+    ],
+    "postgresql": [
+        "CREATE OR REPLACE FUNCTION loyalty_admin_member_changed() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        "BEGIN IF TG_OP = 'DELETE' THEN INSERT INTO loyalty_admin_changes (member_id) VALUES (OLD.id); "
+        "ELSE INSERT INTO loyalty_admin_changes (member_id) VALUES (NEW.id); END IF; RETURN NULL; END $$",
+        "CREATE OR REPLACE FUNCTION loyalty_admin_order_changed() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        "BEGIN IF TG_OP <> 'DELETE' THEN IF NEW.member_id IS NOT NULL THEN "
+        "INSERT INTO loyalty_admin_changes (member_id) VALUES (NEW.member_id); END IF; END IF; "
+        "IF TG_OP = 'DELETE' THEN IF OLD.member_id IS NOT NULL THEN "
+        "INSERT INTO loyalty_admin_changes (member_id) VALUES (OLD.member_id); END IF; "
+        "ELSIF TG_OP = 'UPDATE' THEN IF OLD.member_id IS DISTINCT FROM NEW.member_id AND OLD.member_id IS NOT NULL "
+        "THEN INSERT INTO loyalty_admin_changes (member_id) VALUES (OLD.member_id); END IF; END IF; "
+        "RETURN NULL; END $$",
+        "CREATE TRIGGER loyalty_admin_members AFTER INSERT OR DELETE OR UPDATE OF tier_code, tier_reached_at, "
+        "points_balance, points_pending, enrolled_at, erased_at "
+        "ON loyalty_members FOR EACH ROW EXECUTE PROCEDURE loyalty_admin_member_changed()",
+        "CREATE TRIGGER loyalty_admin_orders AFTER INSERT OR DELETE OR UPDATE OF member_id, placed_at, total, "
+        "shipping, tax, refunded_total "
+        "ON loyalty_orders FOR EACH ROW EXECUTE PROCEDURE loyalty_admin_order_changed()",
+    ],
+}
+#: What removes them again (PostgreSQL drops a table's triggers with it, not the functions).
+ADMIN_TRIGGERS_DROP = {
+    "sqlite": [
+        f"DROP TRIGGER IF EXISTS loyalty_admin_{name}"
+        for name in (
+            "members_insert",
+            "members_update",
+            "members_delete",
+            "orders_insert",
+            "orders_update",
+            "orders_delete",
+        )
+    ],
+    "postgresql": [
+        "DROP TRIGGER IF EXISTS loyalty_admin_members ON loyalty_members",
+        "DROP TRIGGER IF EXISTS loyalty_admin_orders ON loyalty_orders",
+        "DROP FUNCTION IF EXISTS loyalty_admin_member_changed()",
+        "DROP FUNCTION IF EXISTS loyalty_admin_order_changed()",
+    ],
+}
+_TRIGGERED = {"loyalty_members", "loyalty_orders", "loyalty_admin_changes"}
+
+
+@event.listens_for(Base.metadata, "after_create")
+def _create_admin_triggers(metadata: MetaData, connection: Any, **_: Any) -> None:
+    """``create_all`` makes the same triggers as the migrations, once all three tables exist."""
+    statements = ADMIN_TRIGGERS.get(connection.dialect.name, [])
+    if statements and set(inspect(connection).get_table_names()) >= _TRIGGERED:
+        for statement in ADMIN_TRIGGERS_DROP[connection.dialect.name]:
+            connection.exec_driver_sql(statement)
+        for statement in statements:
+            connection.exec_driver_sql(statement)
+
+
+@event.listens_for(Base.metadata, "after_drop")
+def _drop_admin_trigger_functions(metadata: MetaData, connection: Any, **_: Any) -> None:
+    if connection.dialect.name == "postgresql":
+        for statement in ADMIN_TRIGGERS_DROP["postgresql"][2:]:
+            connection.exec_driver_sql(statement)

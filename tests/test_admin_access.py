@@ -26,6 +26,7 @@ KNOWN = {
     "segments",
     "churn",
     "models",
+    "recommendations",
     "members",
     "member",
     "adjust",

@@ -17,7 +17,7 @@ from flask import Flask
 from sqlalchemy import text
 
 import wsgi
-from loyalty_plugin import admin_ledger_months, admin_overview, admin_segments, admin_tiers
+from loyalty_plugin import admin_figures, admin_ledger_months, admin_overview, admin_segments, admin_tiers
 from loyalty_plugin.models import LedgerEntry, Member
 
 from .conftest import PG_URL, empty_postgres, skip_without_postgres
@@ -63,7 +63,7 @@ def table(app: Flask, sql: str, **params: Any) -> pd.DataFrame:
 def figures(app: Flask, now: datetime = NOW) -> admin_overview.Overview:
     with app.app_context():
         state = app.extensions["loyalty"]
-        return admin_overview.overview(wsgi.db.session, now=now, settings=state.settings, extensions=app.extensions)
+        return admin_overview.overview(wsgi.db.session, now=now, settings=state.settings)
 
 
 def cents(value: Any) -> Decimal:
@@ -222,7 +222,8 @@ def test_tier_movements_per_month(shop: Flask) -> None:
     joined = pd.to_datetime(members["enrolled_at"]).dt.strftime("%Y-%m")
 
     with shop.app_context():
-        months = admin_tiers.movements(wsgi.db.session, start=start, end=end)
+        snapshot = admin_figures.current(wsgi.db.session, now=NOW, settings=shop.extensions["loyalty"].settings)
+        months = admin_tiers.movements(wsgi.db.session, start=start, end=end, snapshot=snapshot)
 
     assert [m.month for m in months][:2] == ["2025-01", "2025-02"] and months[-1].month == "2026-05"
     assert sum(m.upgrades for m in months) > 0

@@ -401,9 +401,7 @@ def test_a_tier_window_shorter_than_a_year_counts_only_its_own_orders(configured
         clock.advance(days=200)
         state = current_app.extensions["loyalty"]
         with state.store.work(write=False) as session:
-            o = admin_overview.overview(
-                session, now=clock.now, settings=state.settings, extensions=current_app.extensions
-            )
+            o = admin_overview.overview(session, now=clock.now, settings=state.settings)
         run = loyalty.evaluate_tiers()
 
     assert (o.preview.upgrades, run.upgraded) == (0, 0)

@@ -18,7 +18,7 @@ from flask import Blueprint, Response, abort, current_app, render_template, requ
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 
-from .. import admin_overview, admin_tables, admin_tiers, members
+from .. import admin_figures, admin_overview, admin_tables, admin_tiers, members
 from ..admin_forms import KIND_LABELS as REWARD_KINDS
 from ..database import find
 from ..errors import N_, ConfigError
@@ -149,7 +149,7 @@ def overview() -> Any:
     s = state()
     now = s.clock()
     with s.store.work(write=False) as session:
-        figures = admin_overview.overview(session, now=now, settings=s.settings, extensions=current_app.extensions)
+        figures = admin_overview.overview(session, now=now, settings=s.settings)
     if wants_csv():
         return _overview_csv(figures)
     return render_template("loyalty/admin/overview.html", o=figures, now=now, active_days=admin_overview.ACTIVE_DAYS)
@@ -168,11 +168,16 @@ def _overview_csv(figures: admin_overview.Overview) -> Response:
 @admin.get("/tiers")
 def tiers() -> Any:
     s = state()
-    start, end, since, until = period(s.clock())
+    now = s.clock()
+    start, end, since, until = period(now)
     user_id = (request.args.get("member") or "").strip()[:255]
     with s.store.work(write=False) as session:
-        rows = admin_tiers.tier_rows(session, start=since, end=until, settings=s.settings)
-        moves = admin_tiers.movements(session, start=since, end=until)
+        snapshot = admin_figures.current(session, now=now, settings=s.settings)
+        if (start, end) == admin_tiers.default_period(now):
+            rows = admin_tiers.default_tier_rows(snapshot, s.settings)
+        else:
+            rows = admin_tiers.tier_rows(session, start=since, end=until, settings=s.settings)
+        moves = admin_tiers.movements(session, start=since, end=until, snapshot=snapshot)
         if wants_csv():
             return _tiers_csv(request.args.get("table"), rows, moves)
         member = members.get_member(session, user_id) if user_id else None
@@ -191,10 +196,11 @@ def tiers() -> Any:
 
 @admin.get("/tiers/keep")
 def keep() -> Any:
-    """Members within reach of keeping their tier: one query, usually a short list."""
+    """Members within reach of keeping their tier: the kept figures say who, usually few."""
     s = state()
     with s.store.work(write=False) as session:
-        stmt = admin_tiers.keep_candidates(session, now=s.clock(), settings=s.settings)
+        admin_figures.current(session, now=s.clock(), settings=s.settings)
+        stmt = admin_tiers.keep_candidates(s.settings)
         if wants_csv():
             return table_csv(session, "keep-tier", stmt)
         result = session.execute(stmt)

@@ -1,5 +1,6 @@
 """Admin pages about members' behaviour, as of the last churn scan: RFM and value segments,
-churn alerts with their outcomes, and the churn model's quality (AUC, calibration)."""
+churn alerts with their outcomes, and the churn model's quality (AUC, calibration); and what
+the recommendations do: the A/B test per variant, the fitted versions and their offline scores."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from typing import Any
 
 from flask import render_template, request
 
-from .. import admin_segments, admin_tables
-from .admin import PAGE_SIZE, admin, csv_response, page_number, state, table_csv, wants_csv
+from .. import admin_recommendations, admin_segments, admin_tables, experiments
+from ..i18n import gettext
+from .admin import PAGE_SIZE, admin, csv_response, page_number, parse_day, refuse, state, table_csv, wants_csv
 
 
 @admin.get("/segments")
@@ -72,3 +74,44 @@ def models() -> Any:
         rows = [tuple(row.get(c) for c in columns) for row in calibration]
         return csv_response("churn-calibration", admin_tables.csv_text(columns, rows))
     return render_template("loyalty/admin/models.html", latest=latest, reports=reports, calibration=calibration)
+
+
+@admin.get("/recommendations")
+def recommendations() -> Any:
+    """The A/B test over a period (default the last 30 days), the fitted versions, and the
+    newest version's offline scores; each table also as CSV (``table=versions|scores``)."""
+    s = state()
+    first, last = admin_recommendations.default_period(s.clock().date())
+    start, end = parse_day("start", first), parse_day("end", last)
+    if end < start:
+        refuse(gettext("The period must end on or after the day it starts."))
+    table = request.args.get("table")
+    with s.store.work(write=False) as session:
+        if wants_csv() and table == "versions":
+            return table_csv(session, "recommender-versions", admin_recommendations.versions())
+        scores = admin_recommendations.newest_scores(session)
+        if wants_csv() and table == "scores":
+            columns, rows = admin_recommendations.score_table(scores)
+            return csv_response("recommender-scores", admin_tables.csv_text(columns, rows))
+        if wants_csv():
+            report = experiments.ab_report(session, s.settings, since=start, until=end)
+            return csv_response(f"ab-test-{start}-{end}", admin_tables.csv_text(report.columns, report.rows))
+        variants = experiments.ab_figures(session, s.settings, since=start, until=end)
+        versions = admin_tables.paginate(
+            session, admin_recommendations.versions(), page=page_number(), per_page=PAGE_SIZE
+        )
+    ctr = admin_recommendations.chart_series([v.click_through for v in variants], scale=100)
+    per_member = admin_recommendations.chart_series([v.revenue_per_member for v in variants])
+    return render_template(
+        "loyalty/admin/recommendations.html",
+        variants=variants,
+        versions=versions,
+        scores=scores,
+        start=start,
+        end=end,
+        experiment=s.settings.ab_experiment,
+        attribution_days=s.settings.attribution_days,
+        metrics=admin_recommendations.METRICS,
+        ctr=ctr,
+        per_member=per_member,
+    )

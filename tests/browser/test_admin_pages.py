@@ -1,16 +1,21 @@
 """The admin area of the demo shop in a real browser: the demo admin logs in through the shop's
-own login page and opens every admin page. Each page is screenshotted to
-``tests/browser/screenshots/admin/<locale>/NN-name.png`` and checked with axe-core; no page
+own login page and opens every admin page, in English (``en-US``) and Simplified Chinese
+(``zh-CN``, the browser context's locale and so its Accept-Language). Each page is screenshotted
+to ``tests/browser/screenshots/admin/<locale>/NN-name.png`` and checked with axe-core; no page
 may log a console error (a Content-Security-Policy violation by a chart would be one) and every
 chart must be drawn. An adjustment and a "run now" go through the forms as an admin would.
 
-The shop holds the seeded demo program (``flask loyalty seed-demo``) after a churn scan, so the
-segment, alert and model pages have something to show.
+The shop holds the seeded demo program (``flask loyalty seed-demo``) after a churn scan and a
+fitted recommender, so the segment, alert, model and recommendation pages have something to
+show; a month of widget views and clicks per A/B variant is written into the shop's database
+(their figures are tested through the real API in ``tests/test_admin_recommendations.py``).
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -27,6 +32,7 @@ PAGES = [
     ("segments", "/loyalty/admin/segments"),
     ("churn", "/loyalty/admin/churn?status=all"),
     ("models", "/loyalty/admin/models"),
+    ("recommendations", "/loyalty/admin/recommendations"),
     ("members", "/loyalty/admin/members"),
     ("rewards", "/loyalty/admin/rewards"),
     ("reward-new", "/loyalty/admin/rewards/new"),
@@ -39,15 +45,47 @@ CHARTS_DRAWN = """() => [...document.querySelectorAll("canvas[data-chart]")].map
   canvas => Boolean(window.Chart && window.Chart.getChart(canvas)) && canvas.width > 0 && canvas.height > 0)"""
 
 
+LOCALES = ["en-US", "zh-CN"]
+
+
+def widget_traffic(demo_shop: DemoShop) -> None:
+    """Views and clicks of the last days for each variant of the default experiment, by the
+    seeded customers (so their orders give the revenue per member)."""
+    path = demo_shop.env["DEMO_DATABASE_URL"].removeprefix("sqlite:///")
+    today = date.today()
+    with sqlite3.connect(path) as db:
+        users = [row[0] for row in db.execute("SELECT user_id FROM loyalty_members ORDER BY id LIMIT 45")]
+        split = {"model": users[:30], "popular": users[30:40], "holdout": users[40:]}
+        db.executemany(
+            "INSERT INTO loyalty_recommendation_impressions VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (today - timedelta(days=d), "recommendations", variant, user, 0 if variant == "holdout" else 4, 1)
+                for d in range(5)
+                for variant, members in split.items()
+                for user in members
+            ],
+        )
+        db.executemany(
+            "INSERT INTO loyalty_recommendation_clicks (user_id, experiment, variant, sku, position, reason, "
+            "model_version, clicked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (user, "recommendations", variant, "SKU-1", 1, "popular", None, datetime.now() - timedelta(days=1))
+                for variant, members in (("model", split["model"][:9]), ("popular", split["popular"][:2]))
+                for user in members
+            ],
+        )
+
+
 @pytest.fixture
-def admin_tab(chromium: Any, demo_shop: DemoShop) -> Iterator[Journey]:
+def admin_tab(chromium: Any, demo_shop: DemoShop, locale: str) -> Iterator[Journey]:
     """A browser tab logged in as the demo admin on a seeded, scanned shop."""
     demo_shop.flask("loyalty", "seed-demo", "--customers", "120", "--days", "400")
     demo_shop.flask("loyalty", "run-job", "churn")
-    locale = "en-US"
+    demo_shop.flask("loyalty", "run-job", "recommender")
+    widget_traffic(demo_shop)
     folder = SCREENSHOTS / "admin" / locale
     folder.mkdir(parents=True, exist_ok=True)
-    for old in [*folder.glob("*.png"), *folder.glob("axe-report.txt")]:
+    for old in [*folder.rglob("*.png"), *folder.glob("axe-report.txt")]:
         old.unlink()
     context = chromium.new_context(locale=locale, base_url=demo_shop.base_url, viewport={"width": 1280, "height": 900})
     context.set_default_timeout(15_000)
@@ -66,7 +104,8 @@ def admin_tab(chromium: Any, demo_shop: DemoShop) -> Iterator[Journey]:
         context.close()
 
 
-def test_every_admin_page_opens_clean_for_the_demo_admin(admin_tab: Journey) -> None:
+@pytest.mark.parametrize("locale", LOCALES)
+def test_every_admin_page_opens_clean_for_the_demo_admin(admin_tab: Journey, locale: str) -> None:
     page = admin_tab.page
     for name, path in PAGES:
         response = page.goto(path)
