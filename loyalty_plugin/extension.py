@@ -135,13 +135,6 @@ class Loyalty:
         from .views import register_views
 
         register_views(app, settings)
-        from .views.tracking import loyalty_click_url, tracking
-
-        app.register_blueprint(tracking, url_prefix=f"{settings.url_prefix}/r")
-        app.add_template_global(loyalty_click_url)
-        from .views.widgets import recommendation_reason
-
-        app.add_template_global(recommendation_reason)
         app.cli.add_command(loyalty_cli)
         if settings.scheduler:
             from .scheduler import start_in_app

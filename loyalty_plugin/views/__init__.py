@@ -9,7 +9,8 @@ from flask import Flask
 from ..config import Settings
 from ..i18n import init_app as init_i18n
 from ..security import install_rate_limits
-from .widgets import loyalty_badge, loyalty_recommendations
+from .tracking import loyalty_click_url, tracking
+from .widgets import loyalty_badge, loyalty_recommendations, recommendation_reason
 
 
 def register_views(app: Flask, settings: Settings) -> None:
@@ -25,8 +26,9 @@ def register_views(app: Flask, settings: Settings) -> None:
     app.register_blueprint(portal, url_prefix=settings.url_prefix)
     app.register_blueprint(api, url_prefix=f"{settings.url_prefix}/api/v1")
     app.register_blueprint(admin, url_prefix=f"{settings.url_prefix}/admin")
-    app.add_template_global(loyalty_badge)
-    app.add_template_global(loyalty_recommendations)
+    app.register_blueprint(tracking, url_prefix=f"{settings.url_prefix}/r")
+    for helper in (loyalty_badge, loyalty_recommendations, loyalty_click_url, recommendation_reason):
+        app.add_template_global(helper)
     app.extensions["loyalty"].limiter = install_rate_limits(app, settings)
     _exempt_webhooks_from_csrf(app)
     app.before_request(lambda: _exempt_webhooks_from_csrf(app))
