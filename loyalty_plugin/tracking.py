@@ -18,6 +18,7 @@ from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from flask import Flask
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -92,7 +93,10 @@ class ImpressionLog:
     written at once. A worker that dies loses at most that many seconds of counts.
     """
 
-    def __init__(self, store: Store, flush_seconds: int) -> None:
+    def __init__(self, app: Flask, store: Store, flush_seconds: int) -> None:
+        #: The writer thread and the exit hook run outside any request: the app's context is
+        #: what gives a host's Flask-SQLAlchemy engine (``store.engine``) to them.
+        self.app = app
         self.store = store
         self.flush_seconds = flush_seconds
         self._items: Counter[Key] = Counter()
@@ -126,7 +130,7 @@ class ImpressionLog:
         ]
         table = RecommendationImpressions.__table__
         try:
-            with self.store.engine.begin() as connection:
+            with self.app.app_context(), self.store.engine.begin() as connection:
                 insert = upsert_insert(connection)(table)
                 connection.execute(
                     insert.on_conflict_do_update(

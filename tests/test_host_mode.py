@@ -3,7 +3,7 @@ and its Flask-Migrate autogenerate leaving the plugin's tables alone."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -170,3 +170,25 @@ def test_jobs_run_and_are_recorded_on_the_hosts_database(host):
     assert scan.status == "succeeded" and scan.counts["scored"] == 1
     assert loyalty.balance("u1").available == 180
     assert [r.job for r in db.session.scalars(select(JobRun).order_by(JobRun.id))] == ["release", "churn"]
+
+
+def test_widget_impressions_are_written_by_the_worker_thread_on_the_hosts_engine(database_url, tmp_path):
+    """The writer thread has no request and no app context of its own, yet the host's engine
+    is only reachable through one."""
+    import threading
+
+    from loyalty_plugin.models import RecommendationImpressions
+
+    app, db, _ = make_host(database_url, tmp_path)
+    log = app.extensions["loyalty"].impressions
+    log.flush_seconds = 3600  # the background writer stays asleep: this test flushes itself
+    log.record(user_id="u1", experiment="e", variant="model", items=4, now=datetime(2026, 3, 1))
+    written: list[int] = []
+    thread = threading.Thread(target=lambda: written.append(log.flush()))
+    thread.start()
+    thread.join()
+    assert written == [1]
+    with app.app_context():
+        row = db.session.scalars(select(RecommendationImpressions)).one()
+        assert (row.user_id, row.views, row.items_shown) == ("u1", 1, 4)
+        db.engine.dispose()
