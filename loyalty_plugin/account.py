@@ -122,13 +122,18 @@ class Page:
         return self.page < self.pages
 
 
+def clamped(page: int, total: int, per_page: int) -> int:
+    """``page`` (1-based) within the pages ``total`` rows make: a stale link shows the last page."""
+    return max(1, min(page, max(1, math.ceil(total / per_page))))
+
+
 def history(session: Session, member: Member, *, kind: str | None, page: int, per_page: int) -> Page:
     """The member's ledger, newest first; ``kind`` outside ``LEDGER_KINDS`` means every kind."""
     where = [LedgerEntry.member_id == member.id]
     if kind in LEDGER_KINDS:
         where.append(LedgerEntry.kind == kind)
     total = session.scalar(select(func.count()).select_from(LedgerEntry).where(*where)) or 0
-    page = max(1, min(page, max(1, math.ceil(total / per_page))))
+    page = clamped(page, total, per_page)
     items = list(
         session.scalars(
             select(LedgerEntry)

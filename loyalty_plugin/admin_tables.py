@@ -7,7 +7,6 @@ the file has the same columns as the page, with the same names.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -18,43 +17,37 @@ import pandas as pd
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from . import account
+
 #: The most rows one CSV export holds: a spreadsheet's limit is about a million.
 CSV_ROW_LIMIT = 1_000_000
 
 
 @dataclass(frozen=True)
-class Page:
-    """A slice of a table: ``rows`` are tuples in ``columns`` order."""
+class Page(account.Page):
+    """A slice of a table: its items are tuples in ``columns`` order."""
 
-    columns: tuple[str, ...]
-    rows: list[tuple[Any, ...]]
-    page: int
-    per_page: int
-    total: int
+    columns: tuple[str, ...] = ()
 
     @property
-    def pages(self) -> int:
-        return max(1, math.ceil(self.total / self.per_page))
-
-    @property
-    def has_next(self) -> bool:
-        return self.page < self.pages
+    def rows(self) -> list[tuple[Any, ...]]:
+        return self.items
 
 
 def paginate(session: Session, stmt: Select[Any], *, page: int, per_page: int) -> Page:
     """Page ``page`` (1-based, clamped to the pages there are) of ``stmt``, which must be ordered."""
     total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
-    page = max(1, min(page, max(1, math.ceil(total / per_page))))
+    page = account.clamped(page, total, per_page)
     result = session.execute(stmt.offset((page - 1) * per_page).limit(per_page))
-    columns = tuple(result.keys())
-    return Page(columns, [tuple(row) for row in result], page, per_page, total)
+    return Page([tuple(row) for row in result], page, per_page, total, columns=tuple(result.keys()))
 
 
 def page_of(columns: Sequence[str], rows: Sequence[tuple[Any, ...]], *, page: int, per_page: int) -> Page:
     """A page of rows already fetched: for short lists whose query is costly, so it runs once."""
     total = len(rows)
-    page = max(1, min(page, max(1, math.ceil(total / per_page))))
-    return Page(tuple(columns), list(rows[(page - 1) * per_page : page * per_page]), page, per_page, total)
+    page = account.clamped(page, total, per_page)
+    chosen = list(rows[(page - 1) * per_page : page * per_page])
+    return Page(chosen, page, per_page, total, columns=tuple(columns))
 
 
 #: What makes a spreadsheet read a cell as a formula (OWASP "CSV injection").
