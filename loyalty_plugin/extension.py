@@ -80,6 +80,15 @@ class LoyaltyState:
                 now=self.clock(),
             )
 
+    def close(self) -> None:
+        """Stop what the plugin runs beside the app: the scheduler, the impression writer (its
+        last counts written) and the pooled connections. For shutdown and test teardown."""
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        if self.impressions is not None:
+            self.impressions.close()
+        self.store.dispose()
+
     def suggestions(self, session: Any, user_id: str, *, limit: int) -> list[Suggestion]:
         """The widget's items for this user (widget, dashboard, API), the view counted."""
         shown = self.recommend(session, user_id, limit=limit)

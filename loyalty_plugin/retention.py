@@ -143,7 +143,7 @@ def _insert_missing(store: Store, table: Any, keys: list[str], rows: list[dict[s
         return 0
     columns = [table.c[key] for key in keys]
     with store.work(write=False) as session:
-        there = set(session.execute(select(*columns).where(columns[-1] == rows[0][keys[-1]])).tuples())
+        there = set(map(tuple, session.execute(select(*columns).where(columns[-1] == rows[0][keys[-1]]))))
     store.commit()
     missing = [row for row in rows if tuple(row[key] for key in keys) not in there]
     for batch in _batches(missing, size):

@@ -165,6 +165,11 @@ class ImpressionLog:
             self.flush()
 
     def close(self, *_: Any) -> None:
-        """Stop the writer and write what is left (tests, shutdown)."""
+        """Stop the writer and write what is left (tests, shutdown).
+
+        The thread is joined so no flush of this app's counts lands after it returns: a test
+        suite that reuses one database for the next app would otherwise receive them."""
         self._wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
         self.flush()

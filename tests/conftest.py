@@ -126,7 +126,7 @@ def app(database_url: str, tmp_path: Any, clock: Clock) -> Iterator[Flask]:
     app = make_app(database_url, str(tmp_path / "instance"))
     app.extensions["loyalty"].clock = clock
     yield app
-    app.extensions["loyalty"].store.dispose()
+    app.extensions["loyalty"].close()
 
 
 @pytest.fixture
@@ -205,7 +205,7 @@ def configured(database_url: str, tmp_path: Any, clock: Clock) -> Iterator[Any]:
 
     yield build
     for app in apps:
-        app.extensions["loyalty"].store.dispose()
+        app.extensions["loyalty"].close()
 
 
 def line(sku: str = "SKU-1", qty: int = 1, unit_price: str = "10.00", category: str | None = "misc") -> dict:

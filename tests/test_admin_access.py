@@ -110,7 +110,7 @@ def test_the_hosts_is_admin_hook_decides_who_is_an_admin(tmp_path: Any) -> None:
 
     assert boss.get("/loyalty/admin/").status_code == 200
     assert clerk.get("/loyalty/admin/").status_code == 403
-    app.extensions["loyalty"].store.dispose()
+    app.extensions["loyalty"].close()
 
 
 @pytest.mark.parametrize("path", ["/loyalty/admin/members/999999", "/loyalty/admin/rewards/999999"])

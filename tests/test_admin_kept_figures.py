@@ -153,7 +153,7 @@ def test_other_settings_rebuild_the_figures(database_url: str, tmp_path: Any, cl
     )
     assert figures == expected(other, clock.now)
     for app in (first, other):
-        app.extensions["loyalty"].store.dispose()
+        app.extensions["loyalty"].close()
 
 
 def trigger_names(app: Flask) -> set[str]:

@@ -37,7 +37,7 @@ def shop(database_url: str, tmp_path: Any, clock: Any) -> Iterator[Flask]:
     app.extensions["loyalty"].clock = clock
     yield app
     app.extensions["loyalty"].impressions.close()
-    app.extensions["loyalty"].store.dispose()
+    app.extensions["loyalty"].close()
 
 
 def admin_client(app: Flask) -> Any:

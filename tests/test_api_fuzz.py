@@ -85,7 +85,7 @@ def fuzz_app(database_url: str, tmp_path: Any, clock: Clock) -> Iterator[Flask]:
     )
     app.extensions["loyalty"].clock = clock
     yield app
-    app.extensions["loyalty"].store.dispose()
+    app.extensions["loyalty"].close()
 
 
 class Seeded:

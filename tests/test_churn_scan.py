@@ -60,7 +60,7 @@ def shop(database_url, tmp_path, clock):
         Loyalty().create_reward(**WINBACK)
     seed(app)
     yield app
-    app.extensions["loyalty"].store.dispose()
+    app.extensions["loyalty"].close()
 
 
 def test_a_scan_scores_segments_and_alerts_each_member_once(shop, signal_log):

@@ -343,6 +343,7 @@ def host(database_url: str, tmp_path: Any, clock: Clock) -> Iterator[tuple[Flask
         Base.metadata.create_all(db.engine)
     yield app, db
     with app.app_context():
+        app.extensions["loyalty"].close()
         db.engine.dispose()
 
 

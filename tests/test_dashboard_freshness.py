@@ -93,7 +93,7 @@ def test_a_cached_dashboard_is_served_through_a_lost_connection(postgres_url, tm
         assert terminate_other_connections(postgres_url) >= 1
         assert available(client) == 100  # the key read again on a new connection
     finally:
-        app.extensions["loyalty"].store.dispose()
+        app.extensions["loyalty"].close()
 
 
 def test_a_connection_lost_while_idle_is_replaced_before_use(postgres_url):

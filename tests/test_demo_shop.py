@@ -57,6 +57,7 @@ def shop(shop_database: str, clock: Any) -> Iterator[Flask]:
         assert result.exit_code == 0, result.output
     yield app
     with app.app_context():
+        app.extensions["loyalty"].close()
         wsgi.db.engine.dispose()
 
 

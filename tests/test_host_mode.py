@@ -45,6 +45,7 @@ def host(database_url: str, tmp_path: Path):
     with app.app_context():
         yield Loyalty(), db, order_model
         db.session.remove()
+        app.extensions["loyalty"].close()
         db.engine.dispose()
 
 
@@ -151,6 +152,7 @@ def test_concurrent_redemptions_on_the_hosts_engine_spend_once(database_url, tmp
     with app.app_context():
         assert loyalty.balance("u1").available == 20
         assert loyalty.verify() == []
+        app.extensions["loyalty"].close()
         db.engine.dispose()
 
 
@@ -191,4 +193,5 @@ def test_widget_impressions_are_written_by_the_worker_thread_on_the_hosts_engine
     with app.app_context():
         row = db.session.scalars(select(RecommendationImpressions)).one()
         assert (row.user_id, row.views, row.items_shown) == ("u1", 1, 4)
+        app.extensions["loyalty"].close()
         db.engine.dispose()

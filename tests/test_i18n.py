@@ -360,7 +360,7 @@ def test_the_welcome_message_formats_the_points_for_the_locale(database_url, tmp
         assert f'data-testid="points-available">{lang.num(1234)}<' in page
         assert lang.t("Welcome! %(points)s points are yours.", points=lang.num(1234)) in page
     finally:
-        app.extensions["loyalty"].store.dispose()
+        app.extensions["loyalty"].close()
 
 
 # JSON API ------------------------------------------------------------------------------------
@@ -493,7 +493,7 @@ def test_a_hosts_own_locale_selector_decides_and_its_catalog_stays_its_own(datab
         shop = client.get("/shop", headers=EN.headers).get_data(as_text=True)
         assert shop == "店铺积分|Your membership|店铺可用积分/店铺积分"
     finally:
-        app.extensions["loyalty"].store.dispose()
+        app.extensions["loyalty"].close()
 
 
 def test_a_host_locale_the_plugin_does_not_speak_falls_back_to_english_and_says_so(database_url, tmp_path):
@@ -505,4 +505,4 @@ def test_a_host_locale_the_plugin_does_not_speak_falls_back_to_english_and_says_
         assert EN.t("Available points") in page
         assert 'class="loyalty" lang="en"' in page
     finally:
-        app.extensions["loyalty"].store.dispose()
+        app.extensions["loyalty"].close()

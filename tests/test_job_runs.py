@@ -187,7 +187,7 @@ def test_the_opt_in_scheduler_starts_with_the_app_and_records_its_runs(database_
             time.sleep(0.05)
     finally:
         scheduler.shutdown(wait=True)
-        app.extensions["loyalty"].store.dispose()
+        app.extensions["loyalty"].close()
     recorded = runs(app)
     assert recorded and {(r.job, r.trigger) for r in recorded} == {("tiers", "schedule")}
     assert all(r.scheduled_for.microsecond == 0 for r in recorded)

@@ -226,7 +226,7 @@ def test_with_redis_the_limit_is_shared_by_every_worker(database_url, tmp_path):
         assert statuses == [409] * 10 + [429] * 2
     finally:
         for app in workers:
-            app.extensions["loyalty"].store.dispose()
+            app.extensions["loyalty"].close()
 
 
 def test_popular_items_are_reused_for_ten_minutes_then_recounted(app, client, clock):

@@ -54,4 +54,4 @@ def test_flask_loyalty_db_upgrade_creates_the_tables_and_the_tiers(database_url,
             "silver",
             "gold",
         ]
-    app.extensions["loyalty"].store.dispose()
+    app.extensions["loyalty"].close()

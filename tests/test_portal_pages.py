@@ -392,7 +392,7 @@ def test_a_host_overrides_templates_and_uses_the_badge_and_widget_in_its_own(tmp
         dashboard = page(client, "/loyalty/")
         assert dashboard.startswith("<html><body><header>")  # the host's layout
     finally:
-        app.extensions["loyalty"].store.dispose()
+        app.extensions["loyalty"].close()
 
 
 def test_money_on_pages_is_decimal_exact(client, loyalty):

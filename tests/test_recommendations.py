@@ -44,7 +44,7 @@ def shop(database_url, tmp_path, clock):
     yield build
     for app in apps:
         app.extensions["loyalty"].impressions.close()
-        app.extensions["loyalty"].store.dispose()
+        app.extensions["loyalty"].close()
 
 
 @contextmanager

@@ -187,4 +187,4 @@ def test_signed_webhooks_pass_a_hosts_csrf_protection_set_up_in_either_order(dat
     client = app.test_client()
     assert post(client, "orders", ORDER).status_code == 201
     assert client.post("/loyalty/join", data={"accept_terms": "y"}).status_code == 400
-    app.extensions["loyalty"].store.dispose()
+    app.extensions["loyalty"].close()
