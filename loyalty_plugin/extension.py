@@ -15,7 +15,7 @@ from .database import Store
 from .errors import NotEnrolled
 from .models import Coupon, Member, Reward
 from .money import utcnow
-from .pagecache import FragmentCache
+from .pagecache import FragmentCache, KeptPage
 from .popularity import PopularCache, Suggestion
 from .recommendations import Shown, recommend
 from .recommender_store import ModelHolder
@@ -50,7 +50,7 @@ class LoyaltyState:
     #: Popular items, shared by this worker's requests.
     popular: PopularCache = field(default_factory=PopularCache)
     #: Rendered dashboards of this worker, keyed by member version.
-    pages: FragmentCache[tuple[str, Shown]] = field(default_factory=lambda: FragmentCache(0, timedelta(0)))
+    pages: FragmentCache[KeptPage[Shown]] = field(default_factory=lambda: FragmentCache(0, timedelta(0)))
     #: This worker's copy of the newest fitted recommender.
     models: ModelHolder = field(default_factory=lambda: ModelHolder(timedelta(minutes=1)))
     #: Widget impressions counted by this worker, written in batches.

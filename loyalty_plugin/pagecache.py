@@ -3,8 +3,10 @@
 A fragment is keyed by the member's ``version`` (bumped by every ledger entry, order, refund
 and coupon change), tier and the page's language and day, so a change is visible on the next
 request; time passing (points nearing expiry, coupons running out, popular items moving) is
-caught by a short time-to-live. Only the plugin's own part of a page is kept: the shop's layout
-around it, with its CSRF tokens and flashed messages, is rendered for every request.
+caught by a short time-to-live. Only the plugin's own part of a page is kept when the page
+extends the shop's layout: that, with its CSRF tokens, cart and flashed messages, is rendered for
+every request. When the page and its layout are the plugin's own files, the whole page is kept
+too, and reused whenever no flashed message waits.
 
 One cache per app and worker process, bounded (least recently used entries go first).
 """
@@ -14,15 +16,26 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
 V = TypeVar("V")
 
 
+@dataclass
+class KeptPage(Generic[V]):
+    """One member's page as kept: the plugin's part, what a hit still needs (for the dashboard,
+    the recommendations it shows, so that a view served from here counts as one), and the
+    whole page once rendered, when it may be reused as it is."""
+
+    fragment: str
+    extra: V
+    whole: str | None = None
+
+
 class FragmentCache(Generic[V]):
-    """A fragment is whatever the page needs again on a hit: its HTML, and for the dashboard
-    the recommendations it shows, so that a view served from here still counts as one."""
+    """Kept pages by key (``KeptPage``), each for at most ``ttl``."""
 
     def __init__(self, size: int, ttl: timedelta) -> None:
         self.size = size

@@ -9,7 +9,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from flask import Flask
+from flask import Flask, flash, redirect
 from flask_login import LoginManager
 from sqlalchemy import func, select
 
@@ -341,13 +341,13 @@ def test_plugin_pages_and_api_send_security_headers(client, loyalty):
         assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
 
 
-def host_app(tmp_path, database_url: str, templates: dict[str, str]) -> Flask:
+def host_app(tmp_path, database_url: str, templates: dict[str, str], base: str = "layout.html") -> Flask:
     folder = tmp_path / "host_templates"
     for name, body in templates.items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_text(body)
     app = Flask("host", template_folder=str(folder), instance_path=str(tmp_path / "host_instance"))
-    app.config.update(SECRET_KEY="k", LOYALTY_DATABASE_URI=database_url, LOYALTY_BASE_TEMPLATE="layout.html")
+    app.config.update(SECRET_KEY="k", LOYALTY_DATABASE_URI=database_url, LOYALTY_BASE_TEMPLATE=base)
     manager = LoginManager(app)
     manager.user_loader(User)
     manager.login_view = "signin"
@@ -393,6 +393,48 @@ def test_a_host_overrides_templates_and_uses_the_badge_and_widget_in_its_own(tmp
         assert dashboard.startswith("<html><body><header>")  # the host's layout
     finally:
         app.extensions["loyalty"].close()
+
+
+@pytest.mark.parametrize(
+    ("base", "layout"),
+    [("layout.html", "layout.html"), ("loyalty/base.html", "loyalty/base.html")],
+    ids=["LOYALTY_BASE_TEMPLATE", "plugin-layout-overridden"],
+)
+def test_a_host_layout_around_a_cached_dashboard_is_rendered_for_every_request(tmp_path, database_url, base, layout):
+    app = host_app(
+        tmp_path,
+        database_url,
+        {layout: "<html><body><p>cart: {{ request.args.cart }}</p>{% block content %}{% endblock %}</body></html>"},
+        base=base,
+    )
+    try:
+        with app.app_context():
+            Loyalty().enroll("u1")
+        client = app.test_client()
+        login(client, "u1")
+        first, second = (page(client, f"/loyalty/?cart={n}") for n in (1, 2))
+        assert "cart: 1" in first and "cart: 2" in second
+        assert first.replace("cart: 1", "cart: 2") == second  # the plugin's part came from the cache
+    finally:
+        app.extensions["loyalty"].close()
+
+
+def test_a_message_flashed_for_the_dashboard_shows_on_it_once(app, client, loyalty):
+    """The plugin's own layout is kept with the page; a message waiting to be shown is not."""
+
+    @app.get("/ordered")
+    def ordered():
+        flash("Thank you for your order")
+        return redirect("/loyalty/")
+
+    loyalty.enroll("u1")
+    login(client, "u1")
+    before = page(client, "/loyalty/")
+    assert page(client, "/loyalty/") == before
+    client.get("/ordered")
+    with_message = page(client, "/loyalty/")
+    assert "Thank you for your order" in with_message
+    assert page(client, "/loyalty/") == before
 
 
 def test_money_on_pages_is_decimal_exact(client, loyalty):

@@ -9,6 +9,7 @@ import functools
 from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import session as web_session
 from flask_login import current_user
 from markupsafe import Markup
 from sqlalchemy import bindparam, select
@@ -21,6 +22,7 @@ from ..forms import JoinForm
 from ..i18n import error_message, gettext, locale, template_helpers
 from ..i18n import points as format_points
 from ..models import Member
+from ..pagecache import KeptPage
 from ..rewards import display_code
 from ..security import add_headers, csrf_ok
 
@@ -119,8 +121,8 @@ def dashboard() -> Any:
         return redirect(url_for("loyalty.join"))
     user_id = current_user.get_id()
     key = ("dashboard", *stamp, str(locale()), now.date())
-    cached = s.pages.get(key, now)
-    if cached is None:
+    kept = s.pages.get(key, now)
+    if kept is None:
         with s.store.work(write=False) as session:
             member = session.get(Member, stamp[0])
             shown = s.recommend(session, user_id, limit=4)
@@ -133,11 +135,31 @@ def dashboard() -> Any:
                 active_coupons=account.active_coupon_count(session, member, now=now),
                 items=shown.items,
             )
-        cached = (body, shown)
-        s.pages.put(key, cached, now)
-    body, shown = cached
-    s.count_view(user_id, shown)
-    return render_template("loyalty/dashboard.html", body=Markup(body))  # our template, autoescaped  # noqa: S704  # nosec B704
+        kept = KeptPage(body, shown)
+        s.pages.put(key, kept, now)
+    s.count_view(user_id, kept.extra)
+    if "_flashes" in web_session:
+        return _dashboard_page(kept.fragment)
+    if kept.whole is None:
+        page = _dashboard_page(kept.fragment)
+        if _whole_page_kept(s.settings.base_template):
+            kept.whole = page
+        return page
+    return kept.whole
+
+
+def _dashboard_page(fragment: str) -> str:
+    return render_template("loyalty/dashboard.html", body=Markup(fragment))  # our template, autoescaped  # noqa: S704  # nosec B704
+
+
+def _whole_page_kept(base_template: str) -> bool:
+    """Whether the dashboard may be kept whole, layout included: only when the page and its
+    layout are the plugin's own files (``LOYALTY_BASE_TEMPLATE`` not set to the shop's layout,
+    neither overridden at its path). Around the fragment they show only the language, which is
+    in the key, and flashed messages, which are looked for on every request."""
+    own = str(portal.template_folder)
+    names = ("loyalty/dashboard.html", base_template)
+    return all((current_app.jinja_env.get_template(name).filename or "").startswith(own) for name in names)
 
 
 @portal.route("/join", methods=["GET", "POST"])
