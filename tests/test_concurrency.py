@@ -478,7 +478,7 @@ def test_first_order_of_a_referred_member_while_a_job_runs_does_not_deadlock(
                 assert not thread.is_alive(), f"{thread.name} still running after {JOIN_TIMEOUT}s"
     finally:
         engine.dispose()
-        store.dispose()
+        app.extensions["loyalty"].close()
 
     assert outcomes["job"].error is None, repr(outcomes["job"].error)
     assert outcomes["order"].error is None, repr(outcomes["order"].error)

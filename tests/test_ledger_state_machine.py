@@ -181,7 +181,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         self.ctx.pop()
-        self.store.dispose()
+        self.app.extensions["loyalty"].close()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     # Model operations (SPEC §4, as the ledger's docstrings state them) ---------------------
