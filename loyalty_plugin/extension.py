@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -55,6 +57,8 @@ class LoyaltyState:
     models: ModelHolder = field(default_factory=lambda: ModelHolder(timedelta(minutes=1)))
     #: Widget impressions counted by this worker, written in batches.
     impressions: ImpressionLog | None = None
+    #: Job runs started from the admin's "run now", each on a thread of its own.
+    jobs_started: weakref.WeakSet[threading.Thread] = field(default_factory=weakref.WeakSet)
 
     def recommend(self, session: Any, user_id: str, *, limit: int) -> Shown:
         """What the "recommended for you" slot shows this user now, without counting a view."""
@@ -80,11 +84,18 @@ class LoyaltyState:
                 now=self.clock(),
             )
 
+    def wait_for_jobs(self) -> None:
+        """Wait until the job runs started with "run now" have ended."""
+        for thread in list(self.jobs_started):
+            thread.join()
+
     def close(self) -> None:
-        """Stop what the plugin runs beside the app: the scheduler, the impression writer (its
-        last counts written) and the pooled connections. For shutdown and test teardown."""
+        """Stop what the plugin runs beside the app: the scheduler, the job runs started from
+        the admin (waited for), the impression writer (its last counts written) and the pooled
+        connections. For shutdown and test teardown."""
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=True)
+        self.wait_for_jobs()
         if self.impressions is not None:
             self.impressions.close()
         self.store.dispose()

@@ -10,11 +10,15 @@ for the next one.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from flask import Flask
 from sqlalchemy import Engine, update
 from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session
@@ -79,13 +83,61 @@ def run_job(
     """
     if job not in JOBS:
         raise ValueError(f"Unknown job {job!r}: choose one of {', '.join(JOBS)}.")
-    engine = state.store.engine
     worker = worker_name()
-    started = utcnow()
-    run_id = _claim(engine, job, scheduled_for or started, trigger, worker)
+    run_id = _claim(state.store.engine, job, scheduled_for or utcnow(), trigger, worker)
     if run_id is None:
         log.debug("%s at %s: another worker owns this trigger", job, scheduled_for)
         return None
+    return _run_claimed(state, job, run_id, worker, now=now, progress=progress)
+
+
+def start_job(app: Flask, state: LoyaltyState, job: str, *, trigger: str = "manual") -> Started | None:
+    """Claim a run of ``job`` now and do it on a thread of its own, in ``app``'s context.
+
+    For runs started from a web page: the churn scan of a large program takes longer than a
+    server lets a request live, and a worker killed for it would leave the run interrupted.
+    Returns None when the trigger is owned already. A failure is recorded on the run.
+    """
+    if job not in JOBS:
+        raise ValueError(f"Unknown job {job!r}: choose one of {', '.join(JOBS)}.")
+    worker = worker_name()
+    run_id = _claim(state.store.engine, job, utcnow(), trigger, worker)
+    if run_id is None:
+        return None
+
+    def work() -> None:
+        # A failure is recorded on the run and logged by _run_claimed; there is no caller to raise to.
+        with app.app_context(), contextlib.suppress(Exception):
+            _run_claimed(state, job, run_id, worker)
+
+    thread = threading.Thread(target=work, name=f"loyalty-job-{job}-{run_id}", daemon=True)
+    state.jobs_started.add(thread)
+    thread.start()
+    return Started(run_id, thread)
+
+
+@dataclass(frozen=True)
+class Started:
+    run_id: int
+    thread: threading.Thread
+
+
+def run_record(state: LoyaltyState, run_id: int) -> JobRun | None:
+    """The run's record as it stands (status, counts, error)."""
+    with Session(state.store.engine, expire_on_commit=False) as session:
+        return session.get(JobRun, run_id)
+
+
+def _run_claimed(
+    state: LoyaltyState,
+    job: str,
+    run_id: int,
+    worker: str,
+    *,
+    now: datetime | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> JobRun | None:
+    engine = state.store.engine
     with job_lock(engine, job, f"{worker}:{run_id}") as held:
         if not held:
             _finish(engine, run_id, "skipped", error="Another run of this job was still going.")
@@ -100,8 +152,7 @@ def run_job(
                 log.exception("job %s (run %s) failed", job, run_id)
                 raise
             _finish(engine, run_id, "succeeded", counts=counts)
-    with Session(engine, expire_on_commit=False) as session:
-        return session.get(JobRun, run_id)
+    return run_record(state, run_id)
 
 
 def _describe(exc: Exception) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,7 +21,9 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from loyalty_plugin import Loyalty
+from loyalty_plugin.jobs import JOBS
 from loyalty_plugin.models import AuditLog, JobRun, LedgerEntry, Member, Reward
+from loyalty_plugin.views import admin_ops
 
 from .conftest import login
 from .test_csrf_walk import snapshot
@@ -236,6 +239,7 @@ def test_run_now_runs_the_job_records_it_and_audits_it(app, admin, clock):
     clock.advance(days=15)
 
     response = post_form(admin, "/loyalty/admin/jobs", "/loyalty/admin/jobs/release/run", {})
+    app.extensions["loyalty"].wait_for_jobs()
 
     assert response.status_code == 302
     (run,) = rows(app, select(JobRun.job, JobRun.trigger, JobRun.status, JobRun.counts))
@@ -246,6 +250,49 @@ def test_run_now_runs_the_job_records_it_and_audits_it(app, admin, clock):
     assert tuple(audit) == ("admin:admin-1", "run_job", "job:release")
     html = admin.get("/loyalty/admin/jobs").get_data(as_text=True)
     assert 'data-job="release"' in html and 'data-status="succeeded"' in html
+
+
+def test_a_long_run_goes_on_after_the_page_answers_and_the_page_follows_it(app, admin, monkeypatch):
+    """The job's work is a stand-in that ends when the test says so; claim, lock and record are
+    the real ones."""
+    go_on = threading.Event()
+
+    def long_work(context: Any) -> dict[str, int]:
+        assert go_on.wait(60), "the test never let the job finish"
+        return {"done": 1}
+
+    monkeypatch.setitem(JOBS, "release", long_work)
+    monkeypatch.setattr(admin_ops, "RUN_NOW_WAIT_SECONDS", 0.01)
+    response = post_form(admin, "/loyalty/admin/jobs", "/loyalty/admin/jobs/release/run", {})
+    following = response.headers["Location"]
+    assert response.status_code == 302 and "following=" in following
+
+    while_running = admin.get(following)
+    html = while_running.get_data(as_text=True)
+    assert while_running.headers["Refresh"] == str(admin_ops.FOLLOW_SECONDS)
+    assert "goes on in the background" in html and 'data-status="running"' in html
+
+    go_on.set()
+    app.extensions["loyalty"].wait_for_jobs()
+    after = admin.get(following)
+    assert "Refresh" not in after.headers
+    assert 'data-status="succeeded"' in after.get_data(as_text=True)
+    (run,) = rows(app, select(JobRun.status, JobRun.counts))
+    assert (run.status, run.counts) == ("succeeded", {"done": 1})
+
+
+def test_a_run_that_fails_says_so_and_keeps_its_error(app, admin, monkeypatch):
+    def failing_work(context: Any) -> dict[str, int]:
+        raise RuntimeError("the mail server refused")
+
+    monkeypatch.setitem(JOBS, "release", failing_work)
+    monkeypatch.setattr(admin_ops, "RUN_NOW_WAIT_SECONDS", 60)  # the page waits the run out
+    response = post_form(admin, "/loyalty/admin/jobs", "/loyalty/admin/jobs/release/run", {})
+
+    (run,) = rows(app, select(JobRun.status, JobRun.error))
+    assert (run.status, run.error) == ("failed", "RuntimeError: the mail server refused")
+    assert "following=" not in response.headers["Location"]
+    assert "did not finish" in admin.get(response.headers["Location"]).get_data(as_text=True)
 
 
 def test_unknown_job_is_not_found_and_nothing_runs(app, admin):

@@ -4,7 +4,9 @@ and the audit log.
 "Run now" goes through :func:`loyalty_plugin.job_runs.run_job`, the same claim, lock and
 record as the scheduler and ``flask loyalty run-job``, so a run started here cannot overlap
 a scheduled one, and it is recorded like any other (trigger "manual") and in the audit log.
-The job runs inside the request: the churn scan of a large program takes a while.
+The request waits ``RUN_NOW_WAIT_SECONDS`` for the run; a longer one (the churn scan of a
+large program) continues on a thread of its own, and the jobs page reloads itself every
+``FOLLOW_SECONDS`` until that run has ended.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from datetime import UTC
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, make_response, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
@@ -24,6 +26,11 @@ from ..i18n import gettext
 from ..models import AuditLog, JobRun
 from ..schedule import JOB_NAMES
 from .admin import PAGE_SIZE, actor, admin, page_number, state, table_csv, wants_csv
+
+#: How long "run now" waits for its run before it answers and lets the run go on alone.
+RUN_NOW_WAIT_SECONDS = 2.0
+#: How often the jobs page reloads while it follows a run started from it.
+FOLLOW_SECONDS = 3
 
 #: Settings whose value is a secret: the page says whether they are set, never what they are.
 SECRET_KEYS = frozenset({"LOYALTY_WEBHOOK_SECRET"})
@@ -101,7 +108,12 @@ def jobs() -> Any:
         schedule = s.settings.job_schedules.get(name)
         upcoming = schedule.trigger().get_next_fire_time(None, now) if schedule else None
         schedules.append((name, schedule.text if schedule else None, upcoming, latest.get(name)))
-    return render_template("loyalty/admin/jobs.html", runs=runs, schedules=schedules, job=job)
+    response = make_response(render_template("loyalty/admin/jobs.html", runs=runs, schedules=schedules, job=job))
+    following = request.args.get("following", type=int)
+    run = job_runs.run_record(s, following) if following is not None else None
+    if run is not None and run.status == "running":
+        response.headers["Refresh"] = str(FOLLOW_SECONDS)
+    return response
 
 
 def _latest_runs(session: Any) -> dict[str, Any]:
@@ -115,24 +127,28 @@ def run_job(name: str) -> Any:
     s = state()
     if name not in JOB_NAMES:
         abort(404)
-    try:
-        run = job_runs.run_job(s, name, trigger="manual")
-    except Exception:
-        s.store.session.rollback()
-        run = None
-        failed = True
-    else:
-        failed = run is not None and run.status != "succeeded"
+    started = job_runs.start_job(current_app._get_current_object(), s, name, trigger="manual")
+    if started is not None:
+        started.thread.join(RUN_NOW_WAIT_SECONDS)
+    run = job_runs.run_record(s, started.run_id) if started else None
     with s.store.work() as session:
-        details = {"run": run.id, "status": run.status} if run else {"status": "failed" if failed else "not run"}
+        details = {"run": run.id, "status": run.status} if run else {"status": "not run"}
         audit.record(session, actor=actor(), action="run_job", target=f"job:{name}", now=s.clock(), details=details)
     s.store.commit()
-    if run is not None and run.status == "succeeded":
-        flash(gettext("The %(job)s job ran (run %(run)s).", job=name, run=run.id), "success")
-    elif failed:
-        flash(gettext("The %(job)s job did not finish; its run below says why.", job=name), "error")
-    else:
+    if run is None:
         flash(gettext("The %(job)s job is running already.", job=name), "error")
+    elif run.status == "running":
+        flash(
+            gettext(
+                "The %(job)s job goes on in the background (run %(run)s); this page follows it.", job=name, run=run.id
+            ),
+            "success",
+        )
+        return redirect(url_for("loyalty_admin.jobs", following=run.id))
+    elif run.status == "succeeded":
+        flash(gettext("The %(job)s job ran (run %(run)s).", job=name, run=run.id), "success")
+    else:
+        flash(gettext("The %(job)s job did not finish; its run below says why.", job=name), "error")
     return redirect(url_for("loyalty_admin.jobs"))
 
 
