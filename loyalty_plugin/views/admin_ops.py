@@ -1,7 +1,7 @@
 """Admin pages for running the program: its settings, the background jobs (with "run now")
 and the audit log.
 
-"Run now" goes through :func:`loyalty_plugin.job_runs.run_job`, the same claim, lock and
+"Run now" goes through :func:`loyalty_plugin.job_runs.start_job`, the same claim, lock and
 record as the scheduler and ``flask loyalty run-job``, so a run started here cannot overlap
 a scheduled one, and it is recorded like any other (trigger "manual") and in the audit log.
 The request waits ``RUN_NOW_WAIT_SECONDS`` for the run; a longer one (the churn scan of a
