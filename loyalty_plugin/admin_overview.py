@@ -55,8 +55,9 @@ class PointsMonth:
 class Liability:
     """Points members hold (available and pending) and what they are worth.
 
-    ``point_value`` is the money one point buys through the most generous active fixed-amount
-    reward (the liability at its largest); ``breakage`` is the share of the points that left
+    ``point_value`` is ``LOYALTY_POINT_VALUE`` when the shop set it (``valued_by_setting``),
+    else the money one point buys through the most generous active fixed-amount reward (the
+    liability at its largest); ``breakage`` is the share of the points that left
     the program in the last twelve months by expiring rather than being redeemed, the usual
     forecast of how much of today's balance will expire unused."""
 
@@ -64,6 +65,7 @@ class Liability:
     pending: int
     point_value: Decimal | None
     breakage: float | None
+    valued_by_setting: bool = False
 
     @property
     def points(self) -> int:
@@ -113,7 +115,11 @@ def overview(session: Session, *, now: datetime, settings: Settings) -> Overview
     issued, redeemed, expired = (sum(getattr(m, f) for m in months) for f in ("issued", "redeemed", "expired"))
     left = redeemed + expired
     available, pending = snapshot.total("available"), snapshot.total("pending")
-    liability = Liability(available, pending, point_value(session), expired / left if left else None)
+    breakage = expired / left if left else None
+    if settings.point_value is not None:
+        liability = Liability(available, pending, settings.point_value, breakage, valued_by_setting=True)
+    else:
+        liability = Liability(available, pending, point_value(session), breakage)
     groups = snapshot.by(lambda g: (g.tier_code, g.qualified, g.protected, g.reach), "members")
     this_month = f"{now:%Y-%m}"
     return Overview(

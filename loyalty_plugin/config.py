@@ -46,6 +46,7 @@ DEFAULTS: dict[str, Any] = {
     "LOYALTY_BASE_TEMPLATE": "loyalty/base.html",
     "LOYALTY_CURRENCY": "USD",
     "LOYALTY_POINTS_PER_UNIT": "1",
+    "LOYALTY_POINT_VALUE": None,
     "LOYALTY_EARN_ON_SHIPPING": False,
     "LOYALTY_EARN_ON_TAX": False,
     "LOYALTY_PENDING_DAYS": 14,
@@ -99,6 +100,10 @@ DESCRIPTIONS: dict[str, str] = {
     "LOYALTY_BASE_TEMPLATE": "Layout the plugin's pages extend (it needs a `content` block); set it to the shop's own.",
     "LOYALTY_CURRENCY": "ISO 4217 code used when showing money.",
     "LOYALTY_POINTS_PER_UNIT": "Points per currency unit of the paid total (rounded down).",
+    "LOYALTY_POINT_VALUE": (
+        "Money one point is worth in the admin's liability figures, as a string ('0.01'); "
+        "unset: what a point buys through the most generous active amount-off reward."
+    ),
     "LOYALTY_EARN_ON_SHIPPING": "Whether shipping paid earns points.",
     "LOYALTY_EARN_ON_TAX": "Whether tax paid earns points.",
     "LOYALTY_PENDING_DAYS": "Return window: days before earned points become available.",
@@ -176,6 +181,8 @@ class Settings:
     base_template: str
     currency: str
     points_per_unit: Decimal
+    #: Money per point for the liability figures; None: taken from the rewards.
+    point_value: Decimal | None
     earn_on_shipping: bool
     earn_on_tax: bool
     pending_days: int
@@ -435,6 +442,9 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         base_template=base_template,
         currency=currency.upper(),
         points_per_unit=_decimal("LOYALTY_POINTS_PER_UNIT", c["LOYALTY_POINTS_PER_UNIT"], minimum=Decimal(0)),
+        point_value=None
+        if c["LOYALTY_POINT_VALUE"] is None
+        else _decimal("LOYALTY_POINT_VALUE", c["LOYALTY_POINT_VALUE"], minimum=Decimal(0)),
         earn_on_shipping=_bool("LOYALTY_EARN_ON_SHIPPING", c["LOYALTY_EARN_ON_SHIPPING"]),
         earn_on_tax=_bool("LOYALTY_EARN_ON_TAX", c["LOYALTY_EARN_ON_TAX"]),
         pending_days=_int("LOYALTY_PENDING_DAYS", c["LOYALTY_PENDING_DAYS"]),

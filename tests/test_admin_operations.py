@@ -13,11 +13,12 @@ import json
 import re
 import threading
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import pandas as pd
 import pytest
-from flask import Flask
+from flask import Flask, current_app
 from sqlalchemy import func, select
 
 from loyalty_plugin import Loyalty
@@ -433,6 +434,26 @@ def test_overview_before_any_data_shows_dashes_not_errors(app, admin):
 
     assert 'data-testid="members" data-value="0"' in html
     assert 'data-testid="liability" data-value=""' in html
+
+
+@pytest.mark.parametrize(("setting", "per_point"), [(None, "0.05"), ("0.004", "0.004")])
+def test_the_liability_is_valued_by_the_setting_when_given_else_by_the_best_reward(configured, setting, per_point):
+    config = {} if setting is None else {"LOYALTY_POINT_VALUE": setting}
+    with configured(**config) as loyalty:
+        for user in ("u1", "u2", "u3"):
+            loyalty.enroll(user)  # 100 welcome points each
+        loyalty.create_reward(name="5 off", kind="fixed_amount", cost_points=100, amount="5.00")
+        loyalty.create_reward(name="1 off", kind="fixed_amount", cost_points=100, amount="1.00")
+        client = current_app.test_client()
+    login(client, "admin-1")
+    html = client.get("/loyalty/admin/", headers={"Accept-Language": "en"}).get_data(as_text=True)
+
+    assert 'data-testid="outstanding" data-value="300"' in html
+    assert f'data-testid="liability" data-value="{Decimal(300) * Decimal(per_point):.2f}"' in html
+    assert ("LOYALTY_POINT_VALUE" in html) is (setting is not None)
+    settings_page = client.get("/loyalty/admin/settings").get_data(as_text=True)
+    row = re.search(r'<tr data-key="LOYALTY_POINT_VALUE">.*?</tr>', settings_page, re.S).group(0)
+    assert ("changed from the default" in row) is (setting is not None) and (setting or "") in row
 
 
 def test_a_tier_window_shorter_than_a_year_counts_only_its_own_orders(configured, clock):

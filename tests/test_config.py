@@ -22,6 +22,8 @@ def test_defaults_are_valid_and_each_is_described():
         ({"LOYALTY_PENDING_DAYS": -1}, "LOYALTY_PENDING_DAYS"),
         ({"LOYALTY_PENDING_DAYS": "14"}, "LOYALTY_PENDING_DAYS"),
         ({"LOYALTY_POINTS_PER_UNIT": 1.5}, "LOYALTY_POINTS_PER_UNIT"),
+        ({"LOYALTY_POINT_VALUE": 0.01}, "LOYALTY_POINT_VALUE"),
+        ({"LOYALTY_POINT_VALUE": "-0.01"}, "LOYALTY_POINT_VALUE"),
         ({"LOYALTY_CURRENCY": "euro"}, "LOYALTY_CURRENCY"),
         ({"LOYALTY_URL_PREFIX": "loyalty/"}, "LOYALTY_URL_PREFIX"),
         ({"LOYALTY_TIERS": []}, "LOYALTY_TIERS"),
