@@ -9,6 +9,7 @@ taken from the link, so it cannot be turned into an open redirect.
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import os
 import threading
@@ -38,16 +39,22 @@ class Click:
     model_version: int | None
 
 
+@functools.lru_cache(maxsize=8)
+def _serializer(secret_key: str | bytes) -> URLSafeSerializer:
+    return URLSafeSerializer(secret_key, salt=_SALT)
+
+
+@functools.lru_cache(maxsize=16384)
 def click_token(secret_key: str | bytes, click: Click) -> str:
-    return URLSafeSerializer(secret_key, salt=_SALT).dumps(
-        [click.sku, click.position, click.reason, click.model_version]
-    )
+    """Kept once made: a token depends only on its arguments, and signing one (an HMAC with a
+    derived key) for each item shown was a noticeable share of a freshly rendered dashboard."""
+    return _serializer(secret_key).dumps([click.sku, click.position, click.reason, click.model_version])
 
 
 def read_click_token(secret_key: str | bytes, token: str) -> Click | None:
     """The click a link stands for, or None for a link this shop did not sign."""
     try:
-        sku, position, reason, version = URLSafeSerializer(secret_key, salt=_SALT).loads(token)
+        sku, position, reason, version = _serializer(secret_key).loads(token)
     except (BadSignature, TypeError, ValueError):
         return None
     if not isinstance(sku, str) or not isinstance(position, int) or not isinstance(reason, str):
