@@ -51,6 +51,7 @@ from flask.testing import FlaskClient
 from sqlalchemy.engine import make_url
 
 from bench.common import (
+    BenchAdmin,
     Figure,
     add_common_arguments,
     machine_facts,
@@ -69,21 +70,6 @@ MEMBERS = re.compile(r'data-testid="members" data-value="(\d+)"')
 TIER_MEMBERS = re.compile(r'<tr data-tier="\w+"><th scope="row">[^<]*</th><td class="num" data-value="(\d+)"')
 
 
-class Admin:
-    """Any id is a logged-in admin."""
-
-    is_authenticated = True
-    is_active = True
-    is_anonymous = False
-    is_admin = True
-
-    def __init__(self, user_id: str) -> None:
-        self.id = user_id
-
-    def get_id(self) -> str:
-        return self.id
-
-
 def admin_app(url: str, instance: Path) -> tuple[Flask, Loyalty]:
     from flask_login import LoginManager
 
@@ -92,7 +78,7 @@ def admin_app(url: str, instance: Path) -> tuple[Flask, Loyalty]:
     app = Flask("loyalty_bench", instance_path=str(instance))
     app.config.update(SECRET_KEY="bench", LOYALTY_DATABASE_URI=url)
     loyalty = Loyalty(app)
-    LoginManager(app).user_loader(Admin)
+    LoginManager(app).user_loader(BenchAdmin)
     return app, loyalty
 
 

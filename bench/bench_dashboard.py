@@ -90,6 +90,7 @@ from sqlalchemy.engine import make_url
 
 from bench.common import (
     BENCH_DIR,
+    BenchUser,
     Figure,
     add_common_arguments,
     machine_facts,
@@ -127,22 +128,6 @@ def hello_app() -> Flask:
         return HELLO
 
     return app
-
-
-class BenchUser:
-    """Any id is a logged-in user (what Flask-Login's ``UserMixin`` gives, without the import)."""
-
-    is_authenticated = True
-    is_active = True
-    is_anonymous = False
-    is_admin = False
-
-    def __init__(self, user_id: str) -> None:
-        self.id = str(user_id)
-        self.email = f"{self.id}@example.com"
-
-    def get_id(self) -> str:
-        return self.id
 
 
 def dashboard_app() -> Flask:

@@ -129,6 +129,28 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", help="also write the figures to this JSON file")
 
 
+class BenchUser:
+    """Any id is a logged-in user (what Flask-Login's ``UserMixin`` gives, without the import)."""
+
+    is_authenticated = True
+    is_active = True
+    is_anonymous = False
+    is_admin = False
+
+    def __init__(self, user_id: str) -> None:
+        self.id = str(user_id)
+        self.email = f"{self.id}@example.com"
+
+    def get_id(self) -> str:
+        return self.id
+
+
+class BenchAdmin(BenchUser):
+    """Any id is a logged-in admin."""
+
+    is_admin = True
+
+
 def make_app(url: str, instance: str | Path, **config: Any) -> Flask:
     """A bare host: the plugin on its own engine, nothing else mounted."""
     from loyalty_plugin import Loyalty

@@ -211,14 +211,9 @@ def _part(row: Any, w: Windows, settings: Settings) -> Part:
     horizon_from = row.tier_reached_at + keep - timedelta(days=KEEP_HORIZON_DAYS)
     cents = int(row.cents or 0)
     qualified = _qualified(cents, settings)
-    ranks = {t.code: t for t in settings.tiers}
-    current = ranks.get(row.tier_code)
-    threshold = int(current.threshold * 100) if current else 0
-    reach = (
-        qualified < (current.rank if current else 0)
-        and now >= horizon_from
-        and cents * 100 >= threshold * int(KEEP_WITHIN * 100)
-    )
+    current = settings.tier(row.tier_code)  # an unknown code reads as the first tier (rank 0, threshold 0)
+    threshold = int(current.threshold * 100)
+    reach = qualified < current.rank and now >= horizon_from and cents * 100 >= threshold * int(KEEP_WITHIN * 100)
     return Part(
         member_id=row.id,
         enrolled_month=f"{row.enrolled_at:%Y-%m}",

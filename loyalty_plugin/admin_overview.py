@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from . import admin_figures, admin_ledger_months
 from .admin_member_figures import ACTIVE_DAYS, WINDOW_DAYS
-from .admin_tiers import Preview, TierRow, preview_from_groups, rows_per_tier
+from .admin_tiers import Preview, TierRow, kept_tier_rows, preview_from_groups
 from .config import Settings
 from .models import Member, Order, Reward
 
@@ -128,7 +128,7 @@ def overview(session: Session, *, now: datetime, settings: Settings) -> Overview
         new_this_month=snapshot.total("members", lambda g: g.enrolled_month >= this_month),
         repeat_members=Rate(snapshot.total("buyers"), snapshot.total("repeaters")),
         repeat_others=_other_customers(session, now=now, since=now - timedelta(days=WINDOW_DAYS)),
-        tiers=_tiers(snapshot, settings),
+        tiers=kept_tier_rows(snapshot, settings, ("buyers", "orders", "paid", "kept")),  # last 12 months
         months=months,
         issued=issued,
         redeemed=redeemed,
@@ -136,16 +136,6 @@ def overview(session: Session, *, now: datetime, settings: Settings) -> Overview
         liability=liability,
         preview=preview_from_groups([(*key, n) for key, (n,) in groups.items()], settings),
     )
-
-
-def _tiers(snapshot: admin_figures.Snapshot, settings: Settings) -> list[TierRow]:
-    """Members, buyers, orders and order value per tier over the last twelve months."""
-    members = {code: n for code, (n,) in snapshot.by(lambda g: g.tier_code, "members").items()}
-    bought = {
-        code: tuple(sums)
-        for code, sums in snapshot.by(lambda g: g.tier_code, "buyers", "orders", "paid", "kept").items()
-    }
-    return rows_per_tier(settings, members, bought)
 
 
 def _other_customers(session: Session, *, now: datetime, since: datetime) -> Rate:

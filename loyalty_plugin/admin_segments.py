@@ -19,6 +19,7 @@ from sqlalchemy import BigInteger, Select, func, select, type_coerce
 from sqlalchemy.orm import Session
 
 from .models import ChurnAlert, Member, MemberScore, MemberSegment, ModelReport, Order
+from .money import from_cents
 
 ALERT_STATUSES = ("open", "closed")
 
@@ -83,7 +84,7 @@ def rfm_grid(session: Session) -> RfmGrid:
     ).all()
     totals: dict[str, list[Any]] = {}
     for r_score, f_score, segment, members, spend, clv in rows:
-        cell = Cell(int(r_score), int(f_score), segment, int(members), _money(spend), _money(clv))
+        cell = Cell(int(r_score), int(f_score), segment, int(members), from_cents(spend), from_cents(clv))
         grid.cells[cell.r, cell.f] = cell
         total = totals.setdefault(segment, [0, Decimal(0), Decimal(0)])
         total[0] += cell.members
@@ -93,10 +94,6 @@ def rfm_grid(session: Session) -> RfmGrid:
         (SegmentTotal(name, *values) for name, values in totals.items()), key=lambda t: (-t.members, t.segment)
     )
     return grid
-
-
-def _money(cents: Any) -> Decimal:
-    return Decimal(int(cents or 0)).scaleb(-2)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from .admin_ledger_months import month_of
 from .config import Settings
 from .models import AdminMemberFigures, Member, Money, Order, TierChange
+from .money import from_cents
 
 if TYPE_CHECKING:
     from .admin_figures import Snapshot
@@ -32,10 +33,6 @@ if TYPE_CHECKING:
 KEEP_HORIZON_DAYS = 30
 #: ... and at least this share of the tier's threshold already spent.
 KEEP_WITHIN = Decimal("0.75")
-
-
-def cents_to_money(value: Any) -> Decimal:
-    return Decimal(int(value or 0)).scaleb(-2)
 
 
 def order_date(session: Session) -> Any:
@@ -154,9 +151,15 @@ def tier_rows(session: Session, *, start: datetime, end: datetime, settings: Set
 
 def default_tier_rows(snapshot: Snapshot, settings: Settings) -> list[TierRow]:
     """:func:`tier_rows` for :func:`default_period`, from the kept figures."""
-    counts = {code: n for code, (n,) in snapshot.by(lambda g: g.tier_code, "members").items()}
-    columns = ("period_buyers", "period_orders", "period_paid", "period_kept")
-    bought = {code: tuple(sums) for code, sums in snapshot.by(lambda g: g.tier_code, *columns).items()}
+    return kept_tier_rows(snapshot, settings, ("period_buyers", "period_orders", "period_paid", "period_kept"))
+
+
+def kept_tier_rows(snapshot: Snapshot, settings: Settings, columns: tuple[str, str, str, str]) -> list[TierRow]:
+    """Rows per tier from the kept figures; ``columns`` name the buyers, orders, paid and kept
+    sums of the window wanted."""
+    sums = snapshot.by(lambda g: g.tier_code, "members", *columns)
+    counts = {code: values[0] for code, values in sums.items()}
+    bought = {code: tuple(values[1:]) for code, values in sums.items()}
     return rows_per_tier(settings, counts, bought)
 
 
@@ -165,7 +168,7 @@ def rows_per_tier(settings: Settings, members: dict[str, int], bought: dict[str,
     rows = []
     for tier in settings.tiers:
         buyers, orders, paid, kept = bought.get(tier.code, (0, 0, 0, 0))
-        aov = (cents_to_money(paid) / orders).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP) if orders else None
+        aov = (from_cents(paid) / orders).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP) if orders else None
         rows.append(
             TierRow(
                 tier.code,
@@ -173,8 +176,8 @@ def rows_per_tier(settings: Settings, members: dict[str, int], bought: dict[str,
                 int(members.get(tier.code, 0)),
                 buyers,
                 orders,
-                cents_to_money(kept),
-                cents_to_money(paid),
+                from_cents(kept),
+                from_cents(paid),
                 aov,
             )
         )

@@ -57,6 +57,11 @@ def to_points(value: Any, field: str = "points") -> int:
     return value
 
 
+def from_cents(cents: Any) -> Decimal:
+    """Money from a sum of cents (SQL sums of money in cents; None for an empty sum)."""
+    return Decimal(int(cents or 0)).scaleb(-2)
+
+
 def floor_points(amount: Decimal) -> int:
     """Points are whole: a fraction earned is dropped, never rounded up."""
     return int(amount.to_integral_value(rounding=ROUND_DOWN))

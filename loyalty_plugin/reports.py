@@ -11,7 +11,6 @@ import csv
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import BigInteger, func, select, type_coerce
@@ -19,6 +18,7 @@ from sqlalchemy.orm import Session, aliased
 
 from .config import Settings
 from .models import ChurnAlert, Member, MemberScore, MemberSegment, ModelReport, TierChange
+from .money import from_cents
 from .tiers import spend_by_member
 
 
@@ -187,7 +187,7 @@ def tiers_report(session: Session, *, now: datetime, settings: Settings) -> Repo
     ).all()
     names = {tier.code: tier.name for tier in settings.tiers}
     report.rows = [
-        [user, names.get(code, code), _cell(reached), Decimal(int(cents)).scaleb(-2), available, pending, _cell(joined)]
+        [user, names.get(code, code), _cell(reached), from_cents(cents), available, pending, _cell(joined)]
         for user, code, reached, cents, available, pending, joined in rows
     ]
     counts = Counter(row[1] for row in report.rows)

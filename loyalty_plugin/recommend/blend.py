@@ -108,8 +108,10 @@ class Recommender:
         bought = sparse.csr_matrix(
             (self._recency(h.last_day, self.half_life_days), h.indices, h.indptr), shape=(len(h.users), len(h.items))
         )
-        similarity = ItemSimilarity(self.k, weighting=self.weighting, block_size=self.block_size)
-        self.similarity_: sparse.csr_matrix = similarity.fit(bought).similarity_
+        self.similarity_: sparse.csr_matrix = sparse.csr_matrix((len(h.items), len(h.items)), dtype=np.float32)
+        if "similar" in self.sources:  # the costly step, for the one source that reads it
+            similarity = ItemSimilarity(self.k, weighting=self.weighting, block_size=self.block_size)
+            self.similarity_ = similarity.fit(bought).similarity_
         recent = self._recency(h.last_day, self.popular_half_life_days)
         self.popularity_ = np.bincount(h.indices, weights=recent, minlength=len(h.items))
         self._index_popular()

@@ -14,7 +14,6 @@ from datetime import datetime
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
 
 REQUIRED_COLUMNS = ("user", "item", "at")
 
@@ -74,11 +73,6 @@ class PurchaseHistory:
         wanted = np.asarray([str(i) for i in items])
         at = np.searchsorted(self.items, wanted).clip(max=len(self.items) - 1)
         return at[self.items[at] == wanted]
-
-    def matrix(self) -> sparse.csr_matrix:
-        """Users x items, the decayed weights as values."""
-        shape = (len(self.users), len(self.items))
-        return sparse.csr_matrix((self.weight, self.indices, self.indptr), shape=shape)
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -134,10 +134,9 @@ def parse_day(name: str, default: date) -> date:
         refuse(gettext("%(value)s is not a date: please use the form YYYY-MM-DD.", value=value[:20]))
 
 
-def period(now: datetime) -> tuple[date, date, datetime, datetime]:
-    """The ``start`` and ``end`` days asked for (both included; default the last twelve
-    months), and the [start, end) moments they span."""
-    first, last = admin_tiers.default_period(now)
+def period(first: date, last: date) -> tuple[date, date, datetime, datetime]:
+    """The ``start`` and ``end`` days asked for (both included; by default ``first`` and
+    ``last``), and the [start, end) moments they span."""
     start, end = parse_day("start", first), parse_day("end", last)
     if end < start:
         refuse(gettext("The period must end on or after the day it starts."))
@@ -169,7 +168,7 @@ def _overview_csv(figures: admin_overview.Overview) -> Response:
 def tiers() -> Any:
     s = state()
     now = s.clock()
-    start, end, since, until = period(now)
+    start, end, since, until = period(*admin_tiers.default_period(now))
     user_id = (request.args.get("member") or "").strip()[:255]
     with s.store.work(write=False) as session:
         snapshot = admin_figures.current(session, now=now, settings=s.settings)

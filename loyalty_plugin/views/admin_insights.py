@@ -9,8 +9,7 @@ from typing import Any
 from flask import render_template, request
 
 from .. import admin_recommendations, admin_segments, admin_tables, experiments
-from ..i18n import gettext
-from .admin import PAGE_SIZE, admin, csv_response, page_number, parse_day, refuse, state, table_csv, wants_csv
+from .admin import PAGE_SIZE, admin, csv_response, page_number, period, state, table_csv, wants_csv
 
 
 @admin.get("/segments")
@@ -81,10 +80,7 @@ def recommendations() -> Any:
     """The A/B test over a period (default the last 30 days), the fitted versions, and the
     newest version's offline scores; each table also as CSV (``table=versions|scores``)."""
     s = state()
-    first, last = admin_recommendations.default_period(s.clock().date())
-    start, end = parse_day("start", first), parse_day("end", last)
-    if end < start:
-        refuse(gettext("The period must end on or after the day it starts."))
+    start, end, _, _ = period(*admin_recommendations.default_period(s.clock().date()))
     table = request.args.get("table")
     with s.store.work(write=False) as session:
         if wants_csv() and table == "versions":
