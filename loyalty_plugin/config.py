@@ -81,6 +81,7 @@ DEFAULTS: dict[str, Any] = {
     "LOYALTY_PAGE_SIZE": 20,
     "LOYALTY_PAGE_CACHE_SIZE": 5000,
     "LOYALTY_PAGE_CACHE_SECONDS": 300,
+    "LOYALTY_PAGE_CACHE_NOTIFY": False,
     "LOYALTY_RATE_LIMIT_STORAGE_URI": "memory://",
     "LOYALTY_RATE_LIMIT_COUPONS": "10 per minute",
     "LOYALTY_RATE_LIMIT_REDEEM": "10 per minute",
@@ -138,6 +139,9 @@ DESCRIPTIONS: dict[str, str] = {
     "LOYALTY_PAGE_SIZE": "Rows per page of the points history (pages and API).",
     "LOYALTY_PAGE_CACHE_SIZE": "Dashboards kept rendered per worker, reused until the member's data changes; 0: none.",
     "LOYALTY_PAGE_CACHE_SECONDS": "Longest a rendered dashboard is reused, so that time passing (expiry) shows.",
+    "LOYALTY_PAGE_CACHE_NOTIFY": "PostgreSQL only: workers keep what a dashboard is keyed by until PostgreSQL "
+    "notifies a change, instead of reading it per request; another process's change then shows within "
+    "milliseconds. Needs direct connections (LISTEN does not pass PgBouncer's transaction pooling).",
     "LOYALTY_RATE_LIMIT_STORAGE_URI": "Where rate-limit counts live: `memory://` (one process) or `redis://host:6379`.",
     "LOYALTY_RATE_LIMIT_COUPONS": "How often one member (or address) may check a coupon code.",
     "LOYALTY_RATE_LIMIT_REDEEM": "How often one member may redeem a reward.",
@@ -213,6 +217,7 @@ class Settings:
     page_size: int
     page_cache_size: int
     page_cache_seconds: int
+    page_cache_notify: bool
     rate_limit_storage_uri: str
     rate_limit_coupons: str
     rate_limit_redeem: str
@@ -474,6 +479,7 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         page_size=_int("LOYALTY_PAGE_SIZE", c["LOYALTY_PAGE_SIZE"], minimum=1),
         page_cache_size=_int("LOYALTY_PAGE_CACHE_SIZE", c["LOYALTY_PAGE_CACHE_SIZE"]),
         page_cache_seconds=_int("LOYALTY_PAGE_CACHE_SECONDS", c["LOYALTY_PAGE_CACHE_SECONDS"]),
+        page_cache_notify=_bool("LOYALTY_PAGE_CACHE_NOTIFY", c["LOYALTY_PAGE_CACHE_NOTIFY"]),
         rate_limit_storage_uri=_storage_uri(c["LOYALTY_RATE_LIMIT_STORAGE_URI"]),
         rate_limit_coupons=_rate("LOYALTY_RATE_LIMIT_COUPONS", c["LOYALTY_RATE_LIMIT_COUPONS"]),
         rate_limit_redeem=_rate("LOYALTY_RATE_LIMIT_REDEEM", c["LOYALTY_RATE_LIMIT_REDEEM"]),

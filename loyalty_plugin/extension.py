@@ -21,6 +21,7 @@ from .pagecache import FragmentCache, KeptPage
 from .popularity import PopularCache, Suggestion
 from .recommendations import Shown, recommend
 from .recommender_store import ModelHolder
+from .stamps import NotifiedStamps, Stamps
 from .tracking import ImpressionLog
 
 Hook = Callable[..., Any]
@@ -53,6 +54,8 @@ class LoyaltyState:
     popular: PopularCache = field(default_factory=PopularCache)
     #: Rendered dashboards of this worker, keyed by member version.
     pages: FragmentCache[KeptPage[Shown]] = field(default_factory=lambda: FragmentCache(0, timedelta(0)))
+    #: What those are keyed by: read per request, or kept until PostgreSQL notifies a change.
+    stamps: Stamps = field(default_factory=Stamps)
     #: This worker's copy of the newest fitted recommender.
     models: ModelHolder = field(default_factory=lambda: ModelHolder(timedelta(minutes=1)))
     #: Widget impressions counted by this worker, written in batches.
@@ -91,13 +94,14 @@ class LoyaltyState:
 
     def close(self) -> None:
         """Stop what the plugin runs beside the app: the scheduler, the job runs started from
-        the admin (waited for), the impression writer (its last counts written) and the pooled
-        connections. For shutdown and test teardown."""
+        the admin (waited for), the impression writer (its last counts written), the listener
+        of member changes and the pooled connections. For shutdown and test teardown."""
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=True)
         self.wait_for_jobs()
         if self.impressions is not None:
             self.impressions.close()
+        self.stamps.close()
         self.store.dispose()
 
     def suggestions(self, session: Any, user_id: str, *, limit: int) -> list[Suggestion]:
@@ -147,6 +151,8 @@ class Loyalty:
             seed_users=seed_users,
         )
         state.pages = FragmentCache(settings.page_cache_size, timedelta(seconds=settings.page_cache_seconds))
+        if settings.page_cache_notify and settings.page_cache_size:
+            state.stamps = NotifiedStamps(app, state.store, settings.page_cache_size)
         state.models = ModelHolder(timedelta(seconds=settings.recommender_refresh_seconds))
         state.impressions = ImpressionLog(app, state.store, settings.impression_flush_seconds)
         app.extensions["loyalty"] = state

@@ -638,20 +638,40 @@ ADMIN_TRIGGERS_DROP = {
 }
 _TRIGGERED = {"loyalty_members", "loyalty_orders", "loyalty_admin_changes"}
 
+#: Where PostgreSQL tells the workers' listeners (``stamps``) that a member's pages changed;
+#: the payload is the member's user id (before and after, when an erasure replaces it).
+MEMBER_CHANNEL = "loyalty_members"
+#: The trigger that tells them (migration 0007 holds a copy). Sent at commit, once per member.
+MEMBER_NOTIFY = [
+    "CREATE OR REPLACE FUNCTION loyalty_member_notify() RETURNS trigger LANGUAGE plpgsql AS $$ "
+    f"BEGIN PERFORM pg_notify('{MEMBER_CHANNEL}', OLD.user_id); "
+    "IF TG_OP = 'UPDATE' AND NEW.user_id IS DISTINCT FROM OLD.user_id THEN "
+    f"PERFORM pg_notify('{MEMBER_CHANNEL}', NEW.user_id); END IF; RETURN NULL; END $$",
+    "CREATE TRIGGER loyalty_member_notify AFTER DELETE OR UPDATE OF version, tier_code, tier_reached_at, "
+    "erased_at, user_id ON loyalty_members FOR EACH ROW EXECUTE PROCEDURE loyalty_member_notify()",
+]
+MEMBER_NOTIFY_DROP = [
+    "DROP TRIGGER IF EXISTS loyalty_member_notify ON loyalty_members",
+    "DROP FUNCTION IF EXISTS loyalty_member_notify()",
+]
+
 
 @event.listens_for(Base.metadata, "after_create")
-def _create_admin_triggers(metadata: MetaData, connection: Any, **_: Any) -> None:
-    """``create_all`` makes the same triggers as the migrations, once all three tables exist."""
+def _create_triggers(metadata: MetaData, connection: Any, **_: Any) -> None:
+    """``create_all`` makes the same triggers as the migrations, once their tables exist."""
     statements = ADMIN_TRIGGERS.get(connection.dialect.name, [])
     if statements and set(inspect(connection).get_table_names()) >= _TRIGGERED:
         for statement in ADMIN_TRIGGERS_DROP[connection.dialect.name]:
             connection.exec_driver_sql(statement)
         for statement in statements:
             connection.exec_driver_sql(statement)
+    if connection.dialect.name == "postgresql" and "loyalty_members" in inspect(connection).get_table_names():
+        for statement in [*MEMBER_NOTIFY_DROP, *MEMBER_NOTIFY]:
+            connection.exec_driver_sql(statement)
 
 
 @event.listens_for(Base.metadata, "after_drop")
-def _drop_admin_trigger_functions(metadata: MetaData, connection: Any, **_: Any) -> None:
+def _drop_trigger_functions(metadata: MetaData, connection: Any, **_: Any) -> None:
     if connection.dialect.name == "postgresql":
-        for statement in ADMIN_TRIGGERS_DROP["postgresql"][2:]:
+        for statement in [*ADMIN_TRIGGERS_DROP["postgresql"][2:], *MEMBER_NOTIFY_DROP[1:]]:
             connection.exec_driver_sql(statement)

@@ -16,7 +16,7 @@ from sqlalchemy import func, select, text
 
 from loyalty_plugin import Loyalty, admin_figures, admin_overview, admin_tiers, migrate
 from loyalty_plugin.admin_member_figures import fingerprint
-from loyalty_plugin.models import ADMIN_TRIGGERS, AdminChange, AdminState, Base
+from loyalty_plugin.models import ADMIN_TRIGGERS, MEMBER_NOTIFY, AdminChange, AdminState, Base
 
 from .conftest import make_app
 
@@ -174,6 +174,10 @@ def test_create_all_and_the_migrations_make_the_same_triggers(app: Flask) -> Non
     migrate.upgrade(engine)
 
     assert trigger_names(app) == made and made
-    assert len(made) == len([s for s in ADMIN_TRIGGERS[engine.dialect.name] if "CREATE TRIGGER" in s])
+    notify = MEMBER_NOTIFY if engine.dialect.name == "postgresql" else []
+    created = [s for s in [*ADMIN_TRIGGERS[engine.dialect.name], *notify] if "CREATE TRIGGER" in s]
+    assert len(made) == len(created)
+    migrate.downgrade(engine, "0006_admin_figures")
+    assert made - trigger_names(app) == ({"loyalty_member_notify"} if notify else set())
     migrate.downgrade(engine, "0005_recommender")
     assert trigger_names(app) == set()

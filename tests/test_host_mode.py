@@ -18,7 +18,9 @@ from loyalty_plugin import Loyalty, migrate
 from loyalty_plugin.database import normalise_url
 
 
-def make_host(database_url: str, tmp_path: Path, *, create_host_tables: bool = True) -> tuple[Flask, SQLAlchemy, type]:
+def make_host(
+    database_url: str, tmp_path: Path, *, create_host_tables: bool = True, **config: object
+) -> tuple[Flask, SQLAlchemy, type]:
     db = SQLAlchemy()
 
     class ShopOrder(db.Model):  # type: ignore[name-defined]
@@ -27,7 +29,7 @@ def make_host(database_url: str, tmp_path: Path, *, create_host_tables: bool = T
         total: Mapped[str] = mapped_column(String(20))
 
     app = Flask("host_shop", instance_path=str(tmp_path / "instance"))
-    app.config.update(SECRET_KEY="host-key", SQLALCHEMY_DATABASE_URI=normalise_url(database_url))
+    app.config.update(SECRET_KEY="host-key", SQLALCHEMY_DATABASE_URI=normalise_url(database_url), **config)
     db.init_app(app)
     LoginManager(app)
     Loyalty().init_app(app, db=db)

@@ -12,11 +12,9 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask import session as web_session
 from flask_login import current_user
 from markupsafe import Markup
-from sqlalchemy import bindparam, select
 from werkzeug.exceptions import TooManyRequests
 
 from .. import account, ledger, members
-from ..database import QuickRead
 from ..errors import N_, ConfigError, LoyaltyError
 from ..forms import JoinForm
 from ..i18n import error_message, gettext, locale, template_helpers
@@ -41,15 +39,6 @@ KIND_LABELS = {
     "expire": N_("Points expired"),
     "adjust": N_("Adjustment"),
 }
-
-
-#: What a member's dashboard is keyed by (``pagecache``): the whole database work of a dashboard
-#: served from the cache. Read fresh on every request, so a change made by any process shows.
-STAMP = QuickRead(
-    select(Member.id, Member.version, Member.tier_code, Member.tier_reached_at).where(
-        Member.user_id == bindparam("user_id"), Member.erased_at.is_(None)
-    )
-)
 
 
 def state():
@@ -116,10 +105,10 @@ def refuse(exc: LoyaltyError) -> None:
 def dashboard() -> Any:
     s = state()
     now = s.clock()
-    stamp = STAMP.first(s.store.engine, {"user_id": current_user.get_id()})
+    user_id = current_user.get_id()
+    stamp = s.stamps.get(s.store.engine, user_id, fresh="_flashes" in web_session)
     if stamp is None:
         return redirect(url_for("loyalty.join"))
-    user_id = current_user.get_id()
     key = ("dashboard", *stamp, str(locale()), now.date())
     kept = s.pages.get(key, now)
     if kept is None:
