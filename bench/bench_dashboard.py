@@ -29,7 +29,8 @@ or lacks the page's marker (``data-testid="points-available"`` for the dashboard
 for the bare app). Without wrk a small asyncio client in a separate process takes its place
 (it takes a core of its own: its figures are lower and say so). The bare app is measured
 before and after the dashboard, and the ratio uses their mean, so that drift on a shared
-machine falls on both.
+machine falls on both. The dashboard is measured without the page cache (a member's first
+visit), with it warmed up, and on PostgreSQL warm once more with ``LOYALTY_PAGE_CACHE_NOTIFY``.
 
 A closed loop's latency is the queue it builds (Little's law: mean latency = connections /
 throughput), so the p99 is quoted at ``--connections`` (default twice the workers: every worker
@@ -111,6 +112,7 @@ ENV_URL = "LOYALTY_BENCH_DASHBOARD_URL"
 ENV_SECRET = "LOYALTY_BENCH_DASHBOARD_SECRET"
 ENV_TOKEN = "LOYALTY_BENCH_DASHBOARD_TOKEN"
 ENV_CACHE = "LOYALTY_BENCH_PAGE_CACHE_SIZE"
+ENV_NOTIFY = "LOYALTY_BENCH_PAGE_CACHE_NOTIFY"
 ENV_INSTANCE = "LOYALTY_BENCH_DASHBOARD_INSTANCE"
 #: ~7.8 orders a year per active member: ~20 ledger entries per member with the rules below.
 SHOP_SHAPE = ShopShape(orders_per_year=7.8)
@@ -142,6 +144,7 @@ def dashboard_app() -> Flask:
         SECRET_KEY=os.environ[ENV_SECRET],
         LOYALTY_DATABASE_URI=os.environ[ENV_URL],
         LOYALTY_PAGE_CACHE_SIZE=int(os.environ.get(ENV_CACHE, "5000")),
+        LOYALTY_PAGE_CACHE_NOTIFY=os.environ.get(ENV_NOTIFY) == "1",
     )
     login_manager = LoginManager(app)
     login_manager.login_view = "bench_login_page"
@@ -1266,14 +1269,22 @@ def bench(label: str, url: str, shop: Shop, args: argparse.Namespace) -> list[Fi
         cookies = log_in(server.port, chosen, env[ENV_TOKEN])
         print(f"[{label}] logged in {len(cookies):,} random live members in {time.perf_counter() - started:.1f} s")
     hello_before = hello_round("before")
-    # Twice: with no page cache (every request renders the page: a member's first visit) and
-    # with the per-member page cache warmed up by a long unmeasured load (members coming back).
+    # With no page cache (every request renders the page: a member's first visit) and with the
+    # per-member page cache warmed up by a long unmeasured load (members coming back); on
+    # PostgreSQL once more with LOYALTY_PAGE_CACHE_NOTIFY (no read of the page's key).
     problems: list[str] = []
     runs: dict[str, LoadResult] = {}
     cache_size = str(max(5000, 2 * len(chosen)))
-    for mode, size, warmup in (("no page cache", "0", args.warmup), ("warm page cache", cache_size, args.cache_warmup)):
+    modes = [("no page cache", "0", args.warmup, "0"), ("warm page cache", cache_size, args.cache_warmup, "0")]
+    if database:
+        modes.append(("warm page cache, notified", cache_size, args.cache_warmup, "1"))
+    for mode, size, warmup, notify in modes:
         with serve(
-            "bench.bench_dashboard:dashboard_app()", config, {**env, ENV_CACHE: size}, app_log, database
+            "bench.bench_dashboard:dashboard_app()",
+            config,
+            {**env, ENV_CACHE: size, ENV_NOTIFY: notify},
+            app_log,
+            database,
         ) as server:
             check = (server.port, path, sample, cookies[: len(sample)], shop.available, args.workers)
             problems += check_pages(*check)
