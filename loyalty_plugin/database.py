@@ -108,6 +108,7 @@ class Store:
     """The session and engine of one app."""
 
     def __init__(self, app: Flask, db: Any = None, uri: str | None = None) -> None:
+        self._app = app
         self._db = db
         self.owns_session = db is None
         if db is None:
@@ -128,7 +129,13 @@ class Store:
 
     @property
     def engine(self) -> Engine:
-        return self._engine if self._engine is not None else self._db.engine
+        if self._engine is None:
+            # The host's engine is made once, by its ``db.init_app`` (which may come after ours),
+            # and Flask-SQLAlchemy hands it out inside the app only: looked up there on first
+            # use and kept, so threads outside any request (writers, listeners) have it too.
+            with self._app.app_context():
+                self._engine = self._db.engine
+        return self._engine
 
     @property
     def session(self) -> Session:
@@ -164,8 +171,8 @@ class Store:
         self.session.commit()
 
     def dispose(self) -> None:
-        """Close every pooled connection (tests, forked workers)."""
-        if self._engine is not None:
+        """Close every pooled connection of the plugin's own engine (tests, forked workers)."""
+        if self.owns_session and self._engine is not None:
             self._engine.dispose()
 
 

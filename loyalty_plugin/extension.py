@@ -152,9 +152,9 @@ class Loyalty:
         )
         state.pages = FragmentCache(settings.page_cache_size, timedelta(seconds=settings.page_cache_seconds))
         if settings.page_cache_notify and settings.page_cache_size:
-            state.stamps = NotifiedStamps(app, state.store, settings.page_cache_size)
+            state.stamps = NotifiedStamps(state.store, settings.page_cache_size)
         state.models = ModelHolder(timedelta(seconds=settings.recommender_refresh_seconds))
-        state.impressions = ImpressionLog(app, state.store, settings.impression_flush_seconds)
+        state.impressions = ImpressionLog(state.store, settings.impression_flush_seconds)
         app.extensions["loyalty"] = state
 
         from .cli import loyalty_cli

@@ -9,7 +9,10 @@ a changed member (a trigger on ``loyalty_members`` sends it when its transaction
 forgets that member's stamp. A change made by another process then shows once the notification
 has arrived, normally within milliseconds. A request that shows a flashed message (the member's
 own redemption, joining, leaving) reads afresh, and while the listening connection is down
-nothing is kept: every request reads, as by default.
+nothing is kept: every request reads, as by default. A kept stamp only decides whether a kept
+page may be reused, and a page is rendered from the database again after
+``LOYALTY_PAGE_CACHE_SECONDS`` in any case: that bounds what a listener that hangs without
+failing could leave unseen.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ import os
 import threading
 from typing import Any
 
-from flask import Flask
 from sqlalchemy import Engine, bindparam, select
 
 from .database import QuickRead, Store
@@ -57,10 +59,7 @@ class Stamps:
 class NotifiedStamps(Stamps):
     """Kept per worker until PostgreSQL notifies a change (at most ``size``, oldest out first)."""
 
-    def __init__(self, app: Flask, store: Store, size: int) -> None:
-        #: The listening thread runs outside any request: the app's context is what gives a
-        #: host's Flask-SQLAlchemy engine (``store.engine``) to it.
-        self.app = app
+    def __init__(self, store: Store, size: int) -> None:
         self.store = store
         self.size = size
         self._kept: dict[str, Stamp] = {}
@@ -95,8 +94,8 @@ class NotifiedStamps(Stamps):
         return stamp
 
     def wait_heard(self, past: int, timeout: float) -> bool:
-        """Wait until ``heard`` has moved past ``past``: for shutdown scripts and tests that
-        must know a change has been seen before they look."""
+        """Wait until ``heard`` has moved past ``past``: for a test or a script that changes a
+        member and then looks at the page in this process."""
         with self._changed:
             return self._changed.wait_for(lambda: self.heard > past, timeout)
 
@@ -116,8 +115,7 @@ class NotifiedStamps(Stamps):
         while not self._stop.is_set():
             connection = None
             try:
-                with self.app.app_context():
-                    connection = self.store.engine.raw_connection()
+                connection = self.store.engine.raw_connection()
                 connection.detach()  # its own for as long as it lives, never back to the pool
                 listener = connection.dbapi_connection
                 listener.autocommit = True

@@ -19,7 +19,6 @@ from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -100,10 +99,7 @@ class ImpressionLog:
     written at once. A worker that dies loses at most that many seconds of counts.
     """
 
-    def __init__(self, app: Flask, store: Store, flush_seconds: int) -> None:
-        #: The writer thread and the exit hook run outside any request: the app's context is
-        #: what gives a host's Flask-SQLAlchemy engine (``store.engine``) to them.
-        self.app = app
+    def __init__(self, store: Store, flush_seconds: int) -> None:
         self.store = store
         self.flush_seconds = flush_seconds
         self._items: Counter[Key] = Counter()
@@ -137,7 +133,7 @@ class ImpressionLog:
         ]
         table = RecommendationImpressions.__table__
         try:
-            with self.app.app_context(), self.store.engine.begin() as connection:
+            with self.store.engine.begin() as connection:
                 insert = upsert_insert(connection)(table)
                 connection.execute(
                     insert.on_conflict_do_update(
