@@ -55,13 +55,16 @@ class LoyaltyState:
     #: Rendered dashboards of this worker, keyed by member version.
     pages: FragmentCache[KeptPage[Shown]] = field(default_factory=lambda: FragmentCache(0, timedelta(0)))
     #: What those are keyed by: read per request, or kept until PostgreSQL notifies a change.
-    stamps: Stamps = field(default_factory=Stamps)
+    stamps: Stamps = field(init=False)
     #: This worker's copy of the newest fitted recommender.
     models: ModelHolder = field(default_factory=lambda: ModelHolder(timedelta(minutes=1)))
     #: Widget impressions counted by this worker, written in batches.
     impressions: ImpressionLog | None = None
     #: Job runs started from the admin's "run now", each on a thread of its own.
     jobs_started: weakref.WeakSet[threading.Thread] = field(default_factory=weakref.WeakSet)
+
+    def __post_init__(self) -> None:
+        self.stamps = Stamps(self.store)
 
     def recommend(self, session: Any, user_id: str, *, limit: int) -> Shown:
         """What the "recommended for you" slot shows this user now, without counting a view."""

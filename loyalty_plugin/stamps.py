@@ -48,9 +48,12 @@ RECONNECT_SECONDS = 1.0
 class Stamps:
     """Read on every request."""
 
-    def get(self, engine: Engine, user_id: str, *, fresh: bool = False) -> Stamp | None:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def get(self, user_id: str, *, fresh: bool = False) -> Stamp | None:
         """The member's stamp; None for a visitor who has not joined (or has left)."""
-        return STAMP.first(engine, {"user_id": user_id})
+        return STAMP.first(self.store.engine, {"user_id": user_id})
 
     def close(self) -> None:
         """Nothing runs beside the app."""
@@ -60,7 +63,7 @@ class NotifiedStamps(Stamps):
     """Kept per worker until PostgreSQL notifies a change (at most ``size``, oldest out first)."""
 
     def __init__(self, store: Store, size: int) -> None:
-        self.store = store
+        super().__init__(store)
         self.size = size
         self._kept: dict[str, Stamp] = {}
         #: Counts every notification and every loss or gain of the connection: a stamp read
@@ -72,18 +75,18 @@ class NotifiedStamps(Stamps):
         self._thread: threading.Thread | None = None
         #: The process that started the listener: a forked worker starts its own.
         self._pid = 0
-        if store.owns_session:  # a host's engine is known inside its app only: checked on first use
+        if store.owns_session:  # a host's engine may not exist yet (its db.init_app can follow ours)
             _require_listenable(store.engine)
 
-    def get(self, engine: Engine, user_id: str, *, fresh: bool = False) -> Stamp | None:
+    def get(self, user_id: str, *, fresh: bool = False) -> Stamp | None:
         if self._pid != os.getpid():
-            self._start(engine)
+            self._start()
         if not fresh:
             stamp = self._kept.get(user_id)
             if stamp is not None:
                 return stamp
         heard = self.heard
-        stamp = STAMP.first(engine, {"user_id": user_id})
+        stamp = super().get(user_id)
         if stamp is not None and self.listening:
             with self._changed:
                 if self.heard == heard and self.listening:
@@ -99,8 +102,8 @@ class NotifiedStamps(Stamps):
         with self._changed:
             return self._changed.wait_for(lambda: self.heard > past, timeout)
 
-    def _start(self, engine: Engine) -> None:
-        _require_listenable(engine)
+    def _start(self) -> None:
+        _require_listenable(self.store.engine)
         with self._changed:
             if self._pid == os.getpid():
                 return

@@ -106,7 +106,7 @@ def dashboard() -> Any:
     s = state()
     now = s.clock()
     user_id = current_user.get_id()
-    stamp = s.stamps.get(s.store.engine, user_id, fresh="_flashes" in web_session)
+    stamp = s.stamps.get(user_id, fresh="_flashes" in web_session)
     if stamp is None:
         return redirect(url_for("loyalty.join"))
     key = ("dashboard", *stamp, str(locale()), now.date())
