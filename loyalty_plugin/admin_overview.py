@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
+import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -165,12 +166,8 @@ def _months(totals: admin_ledger_months.Totals, *, now: datetime) -> list[Points
             by_month[month][1] += taken
         elif kind == "expire":
             by_month[month][2] += taken
-    year, month = now.year, now.month
-    shown = []
-    for _ in range(MONTHS_SHOWN):
-        shown.append(f"{year:04d}-{month:02d}")
-        year, month = (year - 1, 12) if month == 1 else (year, month - 1)
-    return [PointsMonth(m, *by_month[m]) for m in reversed(shown)]
+    shown = pd.period_range(end=pd.Period(now, freq="M"), periods=MONTHS_SHOWN, freq="M").strftime("%Y-%m")
+    return [PointsMonth(m, *by_month[m]) for m in shown]
 
 
 def point_value(session: Session) -> Decimal | None:

@@ -18,6 +18,7 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
 from sqlalchemy import BigInteger, DateTime, Select, case, func, literal_column, select, type_coerce
 from sqlalchemy.orm import Session
 
@@ -226,12 +227,7 @@ def next_month(moment: datetime) -> datetime:
 
 def months_between(start: datetime, end: datetime) -> list[str]:
     """The months "YYYY-MM" that [start, end) touches, in order."""
-    last = end - timedelta(microseconds=1)
-    year, month, found = start.year, start.month, []
-    while (year, month) <= (last.year, last.month):
-        found.append(f"{year:04d}-{month:02d}")
-        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-    return found
+    return list(pd.period_range(start, end - timedelta(microseconds=1), freq="M").strftime("%Y-%m"))
 
 
 def tier_history(member_id: int) -> Select[Any]:
