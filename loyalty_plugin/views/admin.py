@@ -17,6 +17,8 @@ from babel.numbers import format_percent
 from flask import Blueprint, Response, abort, current_app, render_template, request
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
+from sqlalchemy import Select
+from sqlalchemy.orm import Session
 
 from .. import admin_figures, admin_overview, admin_tables, admin_tiers, members
 from ..admin_forms import KIND_LABELS as REWARD_KINDS
@@ -105,6 +107,11 @@ def refuse(message: str, status: int = 400) -> NoReturn:
 
 def page_number() -> int:
     return max(1, request.args.get("page", default=1, type=int) or 1)
+
+
+def table_page(session: Session, stmt: Select[Any]) -> admin_tables.Page:
+    """The page of an admin table the request asks for (``?page=``)."""
+    return admin_tables.paginate(session, stmt, page=page_number(), per_page=PAGE_SIZE)
 
 
 def wants_csv() -> bool:

@@ -9,7 +9,7 @@ from typing import Any
 from flask import render_template, request
 
 from .. import admin_recommendations, admin_segments, admin_tables, experiments
-from .admin import PAGE_SIZE, admin, csv_response, page_number, period, state, table_csv, wants_csv
+from .admin import admin, csv_response, period, state, table_csv, table_page, wants_csv
 
 
 @admin.get("/segments")
@@ -52,7 +52,7 @@ def churn() -> Any:
     with s.store.work(write=False) as session:
         if wants_csv():
             return table_csv(session, f"churn-alerts-{status}", stmt)
-        page = admin_tables.paginate(session, stmt, page=page_number(), per_page=PAGE_SIZE)
+        page = table_page(session, stmt)
         outcomes = admin_segments.outcomes(session)
         return render_template("loyalty/admin/churn.html", alerts=page, status=status, outcomes=outcomes)
 
@@ -93,9 +93,7 @@ def recommendations() -> Any:
             report = experiments.ab_report(session, s.settings, since=start, until=end)
             return csv_response(f"ab-test-{start}-{end}", admin_tables.csv_text(report.columns, report.rows))
         variants = experiments.ab_figures(session, s.settings, since=start, until=end)
-        versions = admin_tables.paginate(
-            session, admin_recommendations.versions(), page=page_number(), per_page=PAGE_SIZE
-        )
+        versions = table_page(session, admin_recommendations.versions())
     ctr = admin_recommendations.chart_series([v.click_through for v in variants], scale=100)
     per_member = admin_recommendations.chart_series([v.revenue_per_member for v in variants])
     return render_template(

@@ -11,12 +11,12 @@ from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
 
-from .. import admin_members, admin_tables, admin_tiers, ledger, members
+from .. import admin_members, admin_tiers, ledger, members
 from ..admin_forms import AdjustForm
 from ..errors import InsufficientPoints, LoyaltyError
 from ..i18n import error_message, gettext
 from ..i18n import points as format_points
-from .admin import PAGE_SIZE, actor, admin, find_member, page_number, state, table_csv, wants_csv
+from .admin import actor, admin, find_member, state, table_csv, table_page, wants_csv
 
 #: The member's tables, by the name their CSV link asks for.
 MEMBER_TABLES = {
@@ -37,7 +37,7 @@ def members_page() -> Any:
     with s.store.work(write=False) as session:
         if wants_csv():
             return table_csv(session, "members", stmt)
-        found = admin_tables.paginate(session, stmt, page=page_number(), per_page=PAGE_SIZE)
+        found = table_page(session, stmt)
         return render_template("loyalty/admin/members.html", found=found, query=query)
 
 
@@ -53,7 +53,7 @@ def _member_page(member_id: int, form: AdjustForm, status: int) -> Any:
         found = find_member(session, member_id)
         if wants_csv() and table in MEMBER_TABLES:
             return table_csv(session, f"member-{found.id}-{table}", MEMBER_TABLES[table](found.id))
-        page = admin_tables.paginate(session, admin_members.ledger(found.id), page=page_number(), per_page=PAGE_SIZE)
+        page = table_page(session, admin_members.ledger(found.id))
         html = render_template(
             "loyalty/admin/member.html",
             member=found,

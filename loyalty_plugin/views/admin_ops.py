@@ -20,12 +20,12 @@ from flask import abort, current_app, flash, make_response, redirect, render_tem
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from .. import admin_tables, audit, job_runs
+from .. import audit, job_runs
 from ..config import DEFAULTS, DESCRIPTIONS
 from ..i18n import gettext
 from ..models import AuditLog, JobRun
 from ..schedule import JOB_NAMES
-from .admin import PAGE_SIZE, actor, admin, page_number, state, table_csv, wants_csv
+from .admin import actor, admin, state, table_csv, table_page, wants_csv
 
 #: How long "run now" waits for its run before it answers and lets the run go on alone.
 RUN_NOW_WAIT_SECONDS = 2.0
@@ -100,7 +100,7 @@ def jobs() -> Any:
     with s.store.work(write=False) as session:
         if wants_csv():
             return table_csv(session, "job-runs", stmt)
-        runs = admin_tables.paginate(session, stmt, page=page_number(), per_page=PAGE_SIZE)
+        runs = table_page(session, stmt)
         latest = _latest_runs(session)
     now = s.clock().replace(tzinfo=UTC)
     schedules = []
@@ -168,6 +168,6 @@ def audit_log() -> Any:
     with s.store.work(write=False) as session:
         if wants_csv():
             return table_csv(session, "audit-log", stmt)
-        entries = admin_tables.paginate(session, stmt, page=page_number(), per_page=PAGE_SIZE)
+        entries = table_page(session, stmt)
         actions = session.scalars(select(AuditLog.action).distinct().order_by(AuditLog.action)).all()
     return render_template("loyalty/admin/audit.html", entries=entries, actions=actions, action=action)
