@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from .buy_again import due_scores
+from .buy_again import member_due
 from .history import PurchaseHistory, check_purchases, day_number, decay, purchase_history
 from .similarity import ItemSimilarity, Weighting
 
@@ -195,11 +195,7 @@ class Recommender:
         return picks
 
     def _buy_again(self, mine: slice, now: datetime | pd.Timestamp) -> np.ndarray:
-        h = self.history_
-        since = day_number(now) - h.last_day[mine]
-        weight = h.weight[mine].astype(np.float64)
-        cycle = h.cycle_days[mine].astype(np.float64)
-        scores = due_scores(weight, cycle, since, due_width=self.due_width, due_weight=self.due_weight)
+        scores, _, _ = member_due(self.history_, mine, now, due_width=self.due_width, due_weight=self.due_weight)
         return scores / max(scores.max(), 1e-300)
 
     def _similar(self, own: np.ndarray, mine: slice) -> _Near:

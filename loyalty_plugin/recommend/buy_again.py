@@ -47,6 +47,17 @@ def due_scores(
     return frequency * (1.0 + due_weight * due)
 
 
+def member_due(
+    history: PurchaseHistory, mine: slice, now: datetime | pd.Timestamp, *, due_width: float, due_weight: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``due_scores`` of one member's items (their slice of ``history``), with each item's cycle
+    in days (NaN when bought once) and the days since it was last bought."""
+    since = day_number(now) - history.last_day[mine]
+    cycle = history.cycle_days[mine].astype(np.float64)
+    weight = history.weight[mine].astype(np.float64)
+    return due_scores(weight, cycle, since, due_width=due_width, due_weight=due_weight), cycle, since
+
+
 class BuyAgain:
     """``fit`` takes purchases (columns ``user``, ``item``, ``at``); ``history_`` holds, per
     user and item, the number of purchase days, the last one and the median gap between them.
@@ -74,15 +85,7 @@ class BuyAgain:
         if row < 0:
             return []
         mine = slice(history.indptr[row], history.indptr[row + 1])
-        since = day_number(now) - history.last_day[mine]
-        cycle = history.cycle_days[mine].astype(np.float64)
-        score = due_scores(
-            history.weight[mine].astype(np.float64),
-            cycle,
-            since,
-            due_width=self.due_width,
-            due_weight=self.due_weight,
-        )
+        score, cycle, since = member_due(history, mine, now, due_width=self.due_width, due_weight=self.due_weight)
         order = np.argsort(-score, kind="stable")[:n]
         return [
             Due(
