@@ -180,16 +180,17 @@ class Recommender:
 
         best = np.argpartition(-scores, k - 1)[:k] if len(items) > k else np.arange(len(items))
         order = best[np.lexsort((items[best], -scores[best]))]
-        own_at = np.full(len(items), -1)
+        own_at, near_at = np.full(len(items), -1), np.full(len(items), -1)
         own_at[owned] = at_own
+        near_at[close] = at_near
         picks = []
         for i in order[scores[order] > 0]:
             name, score = str(h.items[items[i]]), float(scores[i])
             if own_at[i] >= 0:
                 cycle = float(h.cycle_days[mine][own_at[i]])
                 picks.append(Pick(name, score, "buy_again", cycle_days=None if np.isnan(cycle) else cycle))
-            elif near.has(items[i]) and 2 * self.similar_weight * near.score(items[i]) > score:
-                picks.append(Pick(name, score, "similar", because=str(h.items[near.because(items[i])])))
+            elif near_at[i] >= 0 and 2 * self.similar_weight * near.scores[near_at[i]] > score:
+                picks.append(Pick(name, score, "similar", because=str(h.items[near.because(near_at[i])])))
             else:
                 picks.append(Pick(name, score, "popular"))
         return picks
@@ -282,15 +283,9 @@ class _Near:
     def none(cls) -> _Near:
         return cls(_EMPTY, np.empty(0), _EMPTY, np.empty(0), _EMPTY)
 
-    def has(self, item: int) -> bool:
-        at = int(np.searchsorted(self.items, item))
-        return at < len(self.items) and self.items[at] == item
-
-    def score(self, item: int) -> float:
-        return float(self.scores[np.searchsorted(self.items, item)])
-
-    def because(self, item: int) -> int:
-        support = self.which == np.searchsorted(self.items, item)
+    def because(self, at: int) -> int:
+        """The user's item that contributes most to ``items[at]``."""
+        support = self.which == at
         return int(self.sources[support][np.argmax(self.contributions[support])])
 
 
