@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from flask import Flask
+from flask import Flask, current_app, has_app_context
 from flask.globals import app_ctx
 from sqlalchemy import Connection, Engine, Select, create_engine, event, exc, select, text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -132,9 +132,14 @@ class Store:
         if self._engine is None:
             # The host's engine is made once, by its ``db.init_app`` (which may come after ours),
             # and Flask-SQLAlchemy hands it out inside the app only: looked up there on first
-            # use and kept, so threads outside any request (writers, listeners) have it too.
-            with self._app.app_context():
+            # use and kept, so threads outside any request (writers, listeners) have it too. An
+            # app context is pushed only when this app's is not current: popping one runs the
+            # host's teardown handlers, which must not happen in the middle of its request.
+            if has_app_context() and current_app._get_current_object() is self._app:
                 self._engine = self._db.engine
+            else:
+                with self._app.app_context():
+                    self._engine = self._db.engine
         return self._engine
 
     @property

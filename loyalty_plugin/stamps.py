@@ -4,15 +4,16 @@ on the next one.
 
 On PostgreSQL that one read is a round trip to the database, the largest part of a dashboard
 served from the cache. With ``LOYALTY_PAGE_CACHE_NOTIFY`` each worker keeps the stamps it read
-and a thread of its own listens on a connection of its own for the database's notification of
+and a thread of its own listens, on a connection of its own, for the database's notification of
 a changed member (a trigger on ``loyalty_members`` sends it when its transaction commits), then
-forgets that member's stamp. A change made by another process then shows once the notification
-has arrived, normally within milliseconds. A request that shows a flashed message (the member's
-own redemption, joining, leaving) reads afresh, and while the listening connection is down
-nothing is kept: every request reads, as by default. A kept stamp only decides whether a kept
-page may be reused, and a page is rendered from the database again after
-``LOYALTY_PAGE_CACHE_SECONDS`` in any case: that bounds what a listener that hangs without
-failing could leave unseen.
+forgets that member's stamp. Any change, made by this worker or another, then shows once the
+notification has arrived, normally within milliseconds. A request that shows a flashed message
+(the member's own redemption, joining, leaving) reads afresh.
+
+Nothing kept is trusted while the listening connection is down, nor when it has not proved
+itself alive for ``TRUST_SECONDS`` (a connection cut without a reset notices nothing): every
+request reads then, as by default. A page is also rendered from the database again after
+``LOYALTY_PAGE_CACHE_SECONDS`` whatever its stamp.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from itertools import islice
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, select
@@ -41,8 +46,15 @@ STAMP = QuickRead(
 #: How long the listening thread waits for a notification before it looks whether it should
 #: stop: the longest ``close`` waits for it.
 LISTEN_POLL_SECONDS = 0.25
+#: After this long without a notification the listener proves its connection alive (``SELECT 1``).
+PING_SECONDS = 10.0
+#: Kept stamps are used only while the connection proved alive this recently.
+TRUST_SECONDS = 30.0
 #: How long it waits before connecting again after losing its connection.
 RECONNECT_SECONDS = 1.0
+#: The latest notifications remembered, so that a read which overlapped a few of them, none for
+#: its member, may still be kept.
+RECENT = 64
 
 
 class Stamps:
@@ -66,41 +78,59 @@ class NotifiedStamps(Stamps):
         super().__init__(store)
         self.size = size
         self._kept: dict[str, Stamp] = {}
-        #: Counts every notification and every loss or gain of the connection: a stamp read
-        #: while it moved may already be stale, and is not kept.
+        #: Counts every notification and every loss or gain of the connection.
         self.heard = 0
+        #: What the latest of those were about: a member's user id, or None for the connection.
+        self._recent: deque[str | None] = deque(maxlen=RECENT)
         self.listening = False
+        #: When the connection last proved alive (``time.monotonic()``).
+        self.alive_at = 0.0
         self._changed = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         #: The process that started the listener: a forked worker starts its own.
         self._pid = 0
-        if store.owns_session:  # a host's engine may not exist yet (its db.init_app can follow ours)
-            _require_listenable(store.engine)
+        try:
+            engine = store.engine
+        except RuntimeError:  # a host whose db.init_app follows ours: checked on first use
+            return
+        _require_listenable(engine)
 
     def get(self, user_id: str, *, fresh: bool = False) -> Stamp | None:
         if self._pid != os.getpid():
             self._start()
-        if not fresh:
+        if not fresh and self._trusted():
             stamp = self._kept.get(user_id)
             if stamp is not None:
                 return stamp
         heard = self.heard
         stamp = super().get(user_id)
-        if stamp is not None and self.listening:
+        if stamp is not None:
             with self._changed:
-                if self.heard == heard and self.listening:
+                if self._trusted() and self._unchanged_since(heard, user_id):
                     self._kept.pop(user_id, None)
                     self._kept[user_id] = stamp
                     if len(self._kept) > self.size:
                         del self._kept[next(iter(self._kept))]
         return stamp
 
-    def wait_heard(self, past: int, timeout: float) -> bool:
-        """Wait until ``heard`` has moved past ``past``: for a test or a script that changes a
-        member and then looks at the page in this process."""
+    def wait(self, condition: Callable[[], bool], timeout: float) -> bool:
+        """Wait until ``condition()`` holds, looked at whenever the listener hears something:
+        for a test or a script that changes a member and then looks at the page in this process."""
         with self._changed:
-            return self._changed.wait_for(lambda: self.heard > past, timeout)
+            return self._changed.wait_for(condition, timeout)
+
+    def _trusted(self) -> bool:
+        return self.listening and time.monotonic() - self.alive_at < TRUST_SECONDS
+
+    def _unchanged_since(self, heard: int, user_id: str) -> bool:
+        """Whether nothing heard since ``heard`` was counted concerns ``user_id`` (a stamp read
+        meanwhile may predate that member's change). Called with the lock held."""
+        missed = self.heard - heard
+        if missed > len(self._recent):
+            return False
+        since = set(islice(self._recent, len(self._recent) - missed, None))
+        return user_id not in since and None not in since
 
     def _start(self) -> None:
         _require_listenable(self.store.engine)
@@ -116,35 +146,53 @@ class NotifiedStamps(Stamps):
 
     def _listen(self) -> None:
         while not self._stop.is_set():
-            connection = None
+            listener = None
             try:
-                connection = self.store.engine.raw_connection()
-                connection.detach()  # its own for as long as it lives, never back to the pool
-                listener = connection.dbapi_connection
+                pooled = self.store.engine.raw_connection()
+                pooled.detach()  # its own for as long as it lives, never back to the pool
+                listener = pooled.dbapi_connection
                 listener.autocommit = True
                 listener.execute(f"LISTEN {MEMBER_CHANNEL}")
                 self._hear(listening=True)
-                while not self._stop.is_set():
-                    for notify in listener.notifies(timeout=LISTEN_POLL_SECONDS):
-                        self._hear(forget=notify.payload)
+                self._serve(listener)
             except Exception as error:  # any failure: stop trusting what is kept, connect again
-                log.warning(
-                    "member change notifications lost (%s); reading every stamp until back", type(error).__name__
-                )
+                log.warning("member change notifications lost (%s); reading stamps until back", type(error).__name__)
                 self._hear(listening=False)
                 self._stop.wait(RECONNECT_SECONDS)
             finally:
-                if connection is not None:
-                    connection.close()
+                if listener is not None:
+                    listener.close()  # the driver's own: SQLAlchemy's would roll a lost one back first
         self._hear(listening=False)
 
+    def _serve(self, listener: Any) -> None:
+        quiet_since = time.monotonic()
+        while not self._stop.is_set():
+            for notify in listener.notifies(timeout=LISTEN_POLL_SECONDS):
+                self._hear(forget=notify.payload)
+                quiet_since = time.monotonic()
+            if time.monotonic() - quiet_since >= PING_SECONDS:
+                listener.execute("SELECT 1")
+                for notify in listener.notifies(timeout=0):  # any that came with the answer
+                    self._hear(forget=notify.payload)
+                if self._trusted():
+                    with self._changed:
+                        self.alive_at = time.monotonic()
+                        self._changed.notify_all()
+                else:  # the answer came too late: start afresh
+                    self._hear(listening=True)
+                quiet_since = time.monotonic()
+
     def _hear(self, *, forget: str | None = None, listening: bool | None = None) -> None:
+        """One notification (``forget``), or the connection gained or lost (``listening``): what
+        was kept before either is unknown then, and goes."""
         with self._changed:
             if listening is None:
                 self._kept.pop(forget, None)
             else:
-                self._kept.clear()  # what changed while nobody listened is unknown
+                self._kept.clear()
                 self.listening = listening
+            self._recent.append(forget)
+            self.alive_at = time.monotonic()
             self.heard += 1
             self._changed.notify_all()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from loyalty_plugin import Loyalty
+from loyalty_plugin import stamps as stamps_module
 from loyalty_plugin.errors import ConfigError
 
 from .conftest import User, login, make_app
@@ -50,10 +52,11 @@ def notified(postgres_url, tmp_path):
 
 
 def wait_listening(stamps) -> bool:
-    while not stamps.listening:
-        if not stamps.wait_heard(stamps.heard, WAIT):
-            return False
-    return True
+    return stamps.wait(lambda: stamps.listening, WAIT)
+
+
+def wait_heard(stamps, past: int) -> bool:
+    return stamps.wait(lambda: stamps.heard > past, WAIT)
 
 
 def change_unannounced(url: str, balance: int) -> None:
@@ -93,7 +96,7 @@ def test_a_change_from_another_process_shows_once_notified(notified, postgres_ur
     _, client, stamps = notified
     heard = stamps.heard
     subprocess.run([sys.executable, "-c", AWARD_ELSEWHERE, postgres_url, "u1", "40"], cwd=ROOT, check=True, timeout=120)
-    assert stamps.wait_heard(heard, WAIT)
+    assert wait_heard(stamps, heard)
     assert available(client) == 140
 
 
@@ -102,7 +105,7 @@ def test_a_change_made_in_this_process_shows_once_notified(notified):
     heard = stamps.heard
     with app.app_context():
         Loyalty().adjust("u1", -30, reason="typo", actor="admin")
-    assert stamps.wait_heard(heard, WAIT)
+    assert wait_heard(stamps, heard)
     assert available(client) == 70
 
 
@@ -117,10 +120,9 @@ def test_a_page_with_a_flashed_message_reads_its_key_afresh(notified, postgres_u
     assert 'data-testid="points-available">555<' in html
 
 
-def test_nothing_kept_is_trusted_after_the_listening_connection_is_lost(notified, postgres_url):
-    app, client, stamps = notified
-    heard = stamps.heard
-    engine = create_engine(postgres_url, poolclass=NullPool)
+def end_listener(url: str) -> None:
+    """What a server restart or a dropped connection does to the worker's listening connection."""
+    engine = create_engine(url, poolclass=NullPool)
     with engine.connect() as connection:
         ended = connection.execute(
             text(
@@ -130,17 +132,100 @@ def test_nothing_kept_is_trusted_after_the_listening_connection_is_lost(notified
         ).scalar_one()
     engine.dispose()
     assert ended == 1
-    assert stamps.wait_heard(heard, WAIT)  # the loss noticed: what was kept is forgotten
-    change_unannounced(postgres_url, 321)  # unannounced, and nobody listening anyway
-    assert available(client) == 321
-    assert wait_listening(stamps)  # back, with nothing kept from before
+
+
+def test_nothing_kept_is_used_while_the_listening_connection_is_down(notified, postgres_url, monkeypatch):
+    _, client, stamps = notified
+    monkeypatch.setattr(stamps_module, "RECONNECT_SECONDS", 3600.0)  # stays down for the test
+    heard = stamps.heard
+    end_listener(postgres_url)
+    assert stamps.wait(lambda: stamps.heard > heard and not stamps.listening, WAIT)
+    change_unannounced(postgres_url, 321)
+    assert available(client) == 321  # read, nobody listening
     change_unannounced(postgres_url, 322)
-    assert available(client) == 322  # read (not kept yet), then kept
+    assert available(client) == 322  # read again: nothing is kept while down
+
+
+def test_a_listener_that_lost_its_connection_comes_back_with_nothing_kept(notified, postgres_url):
+    app, client, stamps = notified
+    heard = stamps.heard
+    end_listener(postgres_url)
+    assert stamps.wait(lambda: stamps.heard > heard + 1 and stamps.listening, WAIT)  # lost, then back
+    change_unannounced(postgres_url, 400)
+    assert available(client) == 400  # read: what was kept before the loss is gone
     heard = stamps.heard
     with app.app_context():
         Loyalty().award("u1", 8, "review", key="after-reconnect")
-    assert stamps.wait_heard(heard, WAIT)
-    assert available(client) == 330
+    assert wait_heard(stamps, heard)
+    assert available(client) == 408
+
+
+def test_a_connection_silent_too_long_is_not_trusted(notified, postgres_url, monkeypatch):
+    _, client, _ = notified
+    monkeypatch.setattr(stamps_module, "TRUST_SECONDS", 0.0)  # as if the last proof of life were long ago
+    change_unannounced(postgres_url, 250)
+    assert available(client) == 250
+
+
+def test_a_quiet_listener_proves_its_connection_alive_and_stays_trusted(notified, postgres_url, monkeypatch):
+    _, client, stamps = notified
+    monkeypatch.setattr(stamps_module, "PING_SECONDS", 0.0)
+    monkeypatch.setattr(stamps_module, "TRUST_SECONDS", 5.0)
+    heard, since = stamps.heard, time.monotonic()
+    assert stamps.wait(lambda: stamps.alive_at > since, WAIT)  # a ping answered, nothing heard
+    assert stamps.heard == heard
+    change_unannounced(postgres_url, 260)
+    assert available(client) == 100  # still kept
+
+
+def test_a_stamp_read_while_its_member_changed_is_not_kept(notified, postgres_url, monkeypatch):
+    _, client, stamps = notified
+    real = stamps_module.STAMP
+
+    class ChangedDuringTheRead:
+        def first(self, engine, params):
+            row = real.first(engine, params)
+            stamps._hear(forget=params["user_id"])  # the notification lands while the row travels
+            return row
+
+    change_unannounced(postgres_url, 600)
+    with client.session_transaction() as session:
+        session["_flashes"] = [("success", "Done.")]
+    monkeypatch.setattr(stamps_module, "STAMP", ChangedDuringTheRead())
+    assert 'data-testid="points-available">600<' in client.get("/loyalty/", headers=EN).get_data(as_text=True)
+    monkeypatch.setattr(stamps_module, "STAMP", real)
+    change_unannounced(postgres_url, 601)
+    assert available(client) == 601  # the stamp read during the change was not kept
+
+
+def test_a_stamp_read_while_others_changed_is_kept(notified, postgres_url, monkeypatch):
+    _, client, stamps = notified
+    real = stamps_module.STAMP
+
+    class OthersChangedDuringTheRead:
+        def first(self, engine, params):
+            row = real.first(engine, params)
+            stamps._hear(forget="somebody-else")
+            return row
+
+    change_unannounced(postgres_url, 650)
+    with client.session_transaction() as session:
+        session["_flashes"] = [("success", "Done.")]
+    monkeypatch.setattr(stamps_module, "STAMP", OthersChangedDuringTheRead())
+    assert 'data-testid="points-available">650<' in client.get("/loyalty/", headers=EN).get_data(as_text=True)
+    monkeypatch.setattr(stamps_module, "STAMP", real)
+    change_unannounced(postgres_url, 700)
+    assert available(client) == 650  # kept: the notification was about another member
+
+
+def test_a_member_who_leaves_is_sent_to_join_once_notified(notified):
+    app, client, stamps = notified
+    heard = stamps.heard
+    with app.app_context():
+        Loyalty().erase_member("u1")
+    assert wait_heard(stamps, heard)
+    response = client.get("/loyalty/", headers=EN)
+    assert response.status_code == 302 and response.headers["Location"].endswith("/loyalty/join")
 
 
 def test_a_host_sharing_its_engine_listens_through_it(postgres_url, tmp_path):
@@ -160,7 +245,7 @@ def test_a_host_sharing_its_engine_listens_through_it(postgres_url, tmp_path):
         with app.app_context():
             Loyalty().award("u1", 25, "review", key="host")
             db.session.commit()
-        assert stamps.wait_heard(heard, WAIT)
+        assert wait_heard(stamps, heard)
         assert available(client) == 125
     finally:
         app.extensions["loyalty"].close()
@@ -171,3 +256,8 @@ def test_a_host_sharing_its_engine_listens_through_it(postgres_url, tmp_path):
 def test_the_setting_needs_postgresql(tmp_path):
     with pytest.raises(ConfigError, match="LOYALTY_PAGE_CACHE_NOTIFY needs PostgreSQL"):
         make_app(f"sqlite:///{tmp_path}/loyalty.sqlite", str(tmp_path / "instance"), LOYALTY_PAGE_CACHE_NOTIFY=True)
+
+
+def test_a_host_on_another_database_hears_so_when_it_mounts_the_plugin(tmp_path):
+    with pytest.raises(ConfigError, match="this database is sqlite"):
+        make_host(f"sqlite:///{tmp_path}/shop.sqlite", tmp_path, LOYALTY_PAGE_CACHE_NOTIFY=True)
