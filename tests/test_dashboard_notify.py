@@ -9,7 +9,10 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -33,10 +36,11 @@ def available(client) -> int:
     return int(re.search(r'data-testid="points-available">([\d,]+)<', html).group(1).replace(",", ""))
 
 
-@pytest.fixture
-def notified(postgres_url, tmp_path):
-    """An app that listens, a member ``u1`` with 100 points, logged in, page and key kept."""
-    app = make_app(postgres_url, str(tmp_path / "instance"), LOYALTY_PAGE_CACHE_NOTIFY=True)
+@contextmanager
+def member_app(url: str, tmp_path: Path, *, notify: bool) -> Iterator[tuple[Any, Any, Any]]:
+    """An app, listening or not, with a member ``u1`` of 100 points, logged in: page and, when
+    listening, key kept."""
+    app = make_app(url, str(tmp_path / "instance"), LOYALTY_PAGE_CACHE_NOTIFY=notify)
     stamps = app.extensions["loyalty"].stamps
     try:
         with app.app_context():
@@ -44,11 +48,18 @@ def notified(postgres_url, tmp_path):
         client = app.test_client()
         login(client, "u1")
         assert available(client) == 100  # starts the listener; read, not yet kept
-        assert wait_listening(stamps)
-        assert available(client) == 100  # read and kept
+        if notify:
+            assert wait_listening(stamps)
+            assert available(client) == 100  # read and kept
         yield app, client, stamps
     finally:
         app.extensions["loyalty"].close()
+
+
+@pytest.fixture
+def notified(postgres_url, tmp_path):
+    with member_app(postgres_url, tmp_path, notify=True) as made:
+        yield made
 
 
 def wait_listening(stamps) -> bool:
@@ -74,22 +85,10 @@ def change_unannounced(url: str, balance: int) -> None:
 
 @pytest.mark.parametrize("notify", [False, True])
 def test_a_listening_worker_does_not_read_the_key_again(postgres_url, tmp_path, notify):
-    app = make_app(postgres_url, str(tmp_path / "instance"), LOYALTY_PAGE_CACHE_NOTIFY=notify)
-    stamps = app.extensions["loyalty"].stamps
-    try:
-        with app.app_context():
-            Loyalty().enroll("u1")
-        client = app.test_client()
-        login(client, "u1")
-        assert available(client) == 100
-        if notify:
-            assert wait_listening(stamps)
-            assert available(client) == 100
+    with member_app(postgres_url, tmp_path, notify=notify) as (_, client, _):
         change_unannounced(postgres_url, 999)
         # Read per request, the new version is seen; kept, the page stays as it was.
         assert available(client) == (100 if notify else 999)
-    finally:
-        app.extensions["loyalty"].close()
 
 
 def test_a_change_from_another_process_shows_once_notified(notified, postgres_url):
