@@ -270,7 +270,8 @@ def test_expected_purchases_is_the_posterior_expectation_even_for_heavy_buyers(p
         return -np.expm1(-(r + x) * np.log1p(p * rate)) / p if p > 0 else (r + x) * rate
 
     def rest_of_density(p: float) -> float:  # Beta(a, b + x)'s density without its p ** (a - 1)
-        return np.exp((b + x - 1) * np.log1p(-p) - special.betaln(a, b + x))
+        with np.errstate(divide="ignore"):  # 0 at p = 1, where log1p(-p) is -inf
+            return np.exp((b + x - 1) * np.log1p(-p) - special.betaln(a, b + x))
 
     # p ** (a - 1) as quad's algebraic weight, exact for the singularity at 0; the density is
     # negligible past 50 / (b + x), where a heavy buyer's ~(1 - p) ** x has died out.
