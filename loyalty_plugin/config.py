@@ -141,7 +141,7 @@ DESCRIPTIONS: dict[str, str] = {
     "LOYALTY_PAGE_CACHE_SECONDS": "Longest a rendered dashboard is reused, so that time passing (expiry) shows.",
     "LOYALTY_PAGE_CACHE_NOTIFY": "PostgreSQL only: workers keep what a dashboard is keyed by until PostgreSQL "
     "notifies a change, instead of reading it per request; a change then shows once notified, within "
-    "milliseconds. Needs direct connections (LISTEN does not pass PgBouncer's transaction pooling).",
+    "milliseconds. Gains only on direct connections (PgBouncer's transaction pooling delivers no notifications).",
     "LOYALTY_RATE_LIMIT_STORAGE_URI": "Where rate-limit counts live: `memory://` (one process) or `redis://host:6379`.",
     "LOYALTY_RATE_LIMIT_COUPONS": "How often one member (or address) may check a coupon code.",
     "LOYALTY_RATE_LIMIT_REDEEM": "How often one member may redeem a reward.",

@@ -10,9 +10,11 @@ forgets that member's stamp. Any change, made by this worker or another, then sh
 notification has arrived, normally within milliseconds. A request that shows a flashed message
 (the member's own redemption, joining, leaving) reads afresh.
 
-Nothing kept is trusted while the listening connection is down, nor when it has not proved
-itself alive for ``TRUST_SECONDS`` (a connection cut without a reset notices nothing): every
-request reads then, as by default. A page is also rendered from the database again after
+Nothing kept is trusted while the listening connection is down, nor until a notification has
+come through it, nor when none has for ``TRUST_SECONDS``: every request reads then, as by
+default. A quiet listener sends itself one (``_probe``), which proves the connection alive (one
+cut without a reset notices nothing) and the notifications delivered (a pooler between may take
+the ``LISTEN`` and deliver nothing). A page is also rendered from the database again after
 ``LOYALTY_PAGE_CACHE_SECONDS`` whatever its stamp.
 """
 
@@ -43,12 +45,14 @@ STAMP = QuickRead(
     )
 )
 
+#: The listening connection's ``application_name``, as ``pg_stat_activity`` shows it.
+LISTENER_NAME = "loyalty-stamps"
 #: How long the listening thread waits for a notification before it looks whether it should
 #: stop: the longest ``close`` waits for it.
 LISTEN_POLL_SECONDS = 0.25
-#: After this long without a notification the listener proves its connection alive (``SELECT 1``).
+#: After this long without a notification the listener sends one to itself (``_probe``).
 PING_SECONDS = 10.0
-#: Kept stamps are used only while the connection proved alive this recently.
+#: Kept stamps are used only while a notification arrived this recently.
 TRUST_SECONDS = 30.0
 #: How long it waits before connecting again after losing its connection.
 RECONNECT_SECONDS = 1.0
@@ -83,7 +87,7 @@ class NotifiedStamps(Stamps):
         #: What the latest of those were about: a member's user id, or None for the connection.
         self._recent: deque[str | None] = deque(maxlen=RECENT)
         self.listening = False
-        #: When the connection last proved alive (``time.monotonic()``).
+        #: When the last notification arrived (``time.monotonic()``); 0 before the first.
         self.alive_at = 0.0
         self._changed = threading.Condition()
         self._stop = threading.Event()
@@ -99,7 +103,7 @@ class NotifiedStamps(Stamps):
     def get(self, user_id: str, *, fresh: bool = False) -> Stamp | None:
         if self._pid != os.getpid():
             self._start()
-        if not fresh and self._trusted():
+        if not fresh and self.trusted():
             stamp = self._kept.get(user_id)
             if stamp is not None:
                 return stamp
@@ -107,7 +111,7 @@ class NotifiedStamps(Stamps):
         stamp = super().get(user_id)
         if stamp is not None:
             with self._changed:
-                if self._trusted() and self._unchanged_since(heard, user_id):
+                if self.trusted() and self._unchanged_since(heard, user_id):
                     self._kept.pop(user_id, None)
                     self._kept[user_id] = stamp
                     if len(self._kept) > self.size:
@@ -120,7 +124,9 @@ class NotifiedStamps(Stamps):
         with self._changed:
             return self._changed.wait_for(condition, timeout)
 
-    def _trusted(self) -> bool:
+    def trusted(self) -> bool:
+        """Whether kept stamps may be used: listening, and a notification (a probe at least)
+        arrived within ``TRUST_SECONDS``."""
         return self.listening and time.monotonic() - self.alive_at < TRUST_SECONDS
 
     def _unchanged_since(self, heard: int, user_id: str) -> bool:
@@ -152,8 +158,10 @@ class NotifiedStamps(Stamps):
                 pooled.detach()  # its own for as long as it lives, never back to the pool
                 listener = pooled.dbapi_connection
                 listener.autocommit = True
+                listener.execute(f"SET application_name = '{LISTENER_NAME}'")
                 listener.execute(f"LISTEN {MEMBER_CHANNEL}")
                 self._hear(listening=True)
+                self._probe(listener)
                 self._serve(listener)
             except Exception as error:  # any failure: stop trusting what is kept, connect again
                 log.warning("member change notifications lost (%s); reading stamps until back", type(error).__name__)
@@ -171,28 +179,33 @@ class NotifiedStamps(Stamps):
                 self._hear(forget=notify.payload)
                 quiet_since = time.monotonic()
             if time.monotonic() - quiet_since >= PING_SECONDS:
-                listener.execute("SELECT 1")
-                for notify in listener.notifies(timeout=0):  # any that came with the answer
-                    self._hear(forget=notify.payload)
-                if self._trusted():
-                    with self._changed:
-                        self.alive_at = time.monotonic()
-                        self._changed.notify_all()
-                else:  # the answer came too late: start afresh
-                    self._hear(listening=True)
+                self._probe(listener)
                 quiet_since = time.monotonic()
 
+    def _probe(self, listener: Any) -> None:
+        """Send a notification of nobody to every listener, this one included: its arrival
+        proves both the connection and the way notifications come (a pooler in between may
+        pass the ``LISTEN`` and never deliver)."""
+        listener.execute("SELECT pg_notify(%s, '')", [MEMBER_CHANNEL])
+        with self._changed:
+            self._changed.notify_all()  # waiters look at the time again
+
     def _hear(self, *, forget: str | None = None, listening: bool | None = None) -> None:
-        """One notification (``forget``), or the connection gained or lost (``listening``): what
-        was kept before either is unknown then, and goes."""
+        """One notification (``forget``; a probe's is empty), or the connection gained or lost
+        (``listening``). What was kept goes when the connection changes or trust had lapsed:
+        what happened meanwhile is unknown. A new connection is trusted once a notification
+        has come through it."""
         with self._changed:
             if listening is None:
+                if not self.trusted():
+                    self._kept.clear()
                 self._kept.pop(forget, None)
+                self.alive_at = time.monotonic()
             else:
                 self._kept.clear()
                 self.listening = listening
+                self.alive_at = 0.0
             self._recent.append(forget)
-            self.alive_at = time.monotonic()
             self.heard += 1
             self._changed.notify_all()
 

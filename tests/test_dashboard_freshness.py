@@ -68,18 +68,18 @@ def test_members_whose_pages_differ_only_by_who_they_are_never_share_one(app):
         assert available(clients["u2"]) == 107
 
 
-def terminate_other_connections(url: str, running: str | None = None) -> int:
+def terminate_other_connections(url: str, application: str | None = None) -> int:
     """What a server restart or a proxy dropping connections does to the pooled ones (or to
-    those whose last statement was ``running``)."""
+    those of one ``application_name``)."""
     engine = create_engine(url, poolclass=NullPool)
     with engine.connect() as connection:
         ended = connection.execute(
             text(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                 "WHERE datname = current_database() AND pid <> pg_backend_pid() "
-                "AND (CAST(:running AS text) IS NULL OR query = :running)"
+                "AND (CAST(:application AS text) IS NULL OR application_name = :application)"
             ),
-            {"running": running},
+            {"application": application},
         ).scalar_one()
     engine.dispose()
     return ended

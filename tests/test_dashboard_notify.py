@@ -63,7 +63,8 @@ def notified(postgres_url, tmp_path):
 
 
 def wait_listening(stamps) -> bool:
-    return stamps.wait(lambda: stamps.listening, WAIT)
+    """Until the listener is trusted: listening, and a notification (its probe) came through."""
+    return stamps.wait(stamps.trusted, WAIT)
 
 
 def wait_heard(stamps, past: int) -> bool:
@@ -121,7 +122,7 @@ def test_a_page_with_a_flashed_message_reads_its_key_afresh(notified, postgres_u
 
 def end_listener(url: str) -> None:
     """What a server restart or a dropped connection does to the worker's listening connection."""
-    assert terminate_other_connections(url, running="LISTEN loyalty_members") == 1
+    assert terminate_other_connections(url, application=stamps_module.LISTENER_NAME) == 1
 
 
 def test_nothing_kept_is_used_while_the_listening_connection_is_down(notified, postgres_url, monkeypatch):
@@ -140,7 +141,7 @@ def test_a_listener_that_lost_its_connection_comes_back_with_nothing_kept(notifi
     app, client, stamps = notified
     heard = stamps.heard
     end_listener(postgres_url)
-    assert stamps.wait(lambda: stamps.heard > heard + 1 and stamps.listening, WAIT)  # lost, then back
+    assert stamps.wait(lambda: stamps.heard > heard + 1 and stamps.trusted(), WAIT)  # lost, then back
     change_unannounced(postgres_url, 400)
     assert available(client) == 400  # read: what was kept before the loss is gone
     heard = stamps.heard
@@ -161,11 +162,30 @@ def test_a_quiet_listener_proves_its_connection_alive_and_stays_trusted(notified
     _, client, stamps = notified
     monkeypatch.setattr(stamps_module, "PING_SECONDS", 0.0)
     monkeypatch.setattr(stamps_module, "TRUST_SECONDS", 5.0)
-    heard, since = stamps.heard, time.monotonic()
-    assert stamps.wait(lambda: stamps.alive_at > since, WAIT)  # a ping answered, nothing heard
-    assert stamps.heard == heard
+    since = time.monotonic()
+    assert stamps.wait(lambda: stamps.alive_at > since, WAIT)  # its probe came back
     change_unannounced(postgres_url, 260)
     assert available(client) == 100  # still kept
+
+
+def test_a_listener_whose_notifications_never_arrive_keeps_nothing(postgres_url, tmp_path, monkeypatch):
+    """As behind a pooler that takes the LISTEN and delivers nothing: here the probe is not sent."""
+    monkeypatch.setattr(stamps_module.NotifiedStamps, "_probe", lambda self, listener: None)
+    app = make_app(postgres_url, str(tmp_path / "instance"), LOYALTY_PAGE_CACHE_NOTIFY=True)
+    stamps = app.extensions["loyalty"].stamps
+    try:
+        with app.app_context():
+            Loyalty().enroll("u1")
+        client = app.test_client()
+        login(client, "u1")
+        assert available(client) == 100
+        assert stamps.wait(lambda: stamps.listening, WAIT)
+        assert available(client) == 100
+        change_unannounced(postgres_url, 777)
+        assert not stamps.trusted()
+        assert available(client) == 777  # read: nothing came through, so nothing was kept
+    finally:
+        app.extensions["loyalty"].close()
 
 
 @pytest.mark.parametrize(("about", "kept"), [("u1", False), ("somebody-else", True)])
