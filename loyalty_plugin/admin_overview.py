@@ -116,11 +116,9 @@ def overview(session: Session, *, now: datetime, settings: Settings) -> Overview
     issued, redeemed, expired = (sum(getattr(m, f) for m in months) for f in ("issued", "redeemed", "expired"))
     left = redeemed + expired
     available, pending = snapshot.total("available"), snapshot.total("pending")
-    breakage = expired / left if left else None
-    if settings.point_value is not None:
-        liability = Liability(available, pending, settings.point_value, breakage, valued_by_setting=True)
-    else:
-        liability = Liability(available, pending, point_value(session), breakage)
+    by_setting = settings.point_value is not None
+    value = settings.point_value if by_setting else point_value(session)
+    liability = Liability(available, pending, value, expired / left if left else None, valued_by_setting=by_setting)
     groups = snapshot.by(lambda g: (g.tier_code, g.qualified, g.protected, g.reach), "members")
     this_month = f"{now:%Y-%m}"
     return Overview(

@@ -81,14 +81,11 @@ def run_job(
 
     A failure is recorded with its message and re-raised for the caller to report.
     """
-    if job not in JOBS:
-        raise ValueError(f"Unknown job {job!r}: choose one of {', '.join(JOBS)}.")
-    worker = worker_name()
-    run_id = _claim(state.store.engine, job, scheduled_for or utcnow(), trigger, worker)
-    if run_id is None:
+    claimed = _claim_run(state, job, scheduled_for or utcnow(), trigger)
+    if claimed is None:
         log.debug("%s at %s: another worker owns this trigger", job, scheduled_for)
         return None
-    return _run_claimed(state, job, run_id, worker, now=now, progress=progress)
+    return _run_claimed(state, job, *claimed, now=now, progress=progress)
 
 
 def start_job(app: Flask, state: LoyaltyState, job: str, *, trigger: str = "manual") -> Started | None:
@@ -98,12 +95,10 @@ def start_job(app: Flask, state: LoyaltyState, job: str, *, trigger: str = "manu
     server lets a request live, and a worker killed for it would leave the run interrupted.
     Returns None when the trigger is owned already. A failure is recorded on the run.
     """
-    if job not in JOBS:
-        raise ValueError(f"Unknown job {job!r}: choose one of {', '.join(JOBS)}.")
-    worker = worker_name()
-    run_id = _claim(state.store.engine, job, utcnow(), trigger, worker)
-    if run_id is None:
+    claimed = _claim_run(state, job, utcnow(), trigger)
+    if claimed is None:
         return None
+    run_id, worker = claimed
 
     def work() -> None:
         # A failure is recorded on the run and logged by _run_claimed; there is no caller to raise to.
@@ -114,6 +109,15 @@ def start_job(app: Flask, state: LoyaltyState, job: str, *, trigger: str = "manu
     state.jobs_started.add(thread)
     thread.start()
     return Started(run_id, thread)
+
+
+def _claim_run(state: LoyaltyState, job: str, when: datetime, trigger: str) -> tuple[int, str] | None:
+    """The run's id and this worker's name, once this worker owns the trigger; None when another does."""
+    if job not in JOBS:
+        raise ValueError(f"Unknown job {job!r}: choose one of {', '.join(JOBS)}.")
+    worker = worker_name()
+    run_id = _claim(state.store.engine, job, when, trigger, worker)
+    return None if run_id is None else (run_id, worker)
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,13 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
+from flask import Flask
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
@@ -85,18 +89,25 @@ def terminate_other_connections(url: str, application: str | None = None) -> int
     return ended
 
 
-def test_a_cached_dashboard_is_served_through_a_lost_connection(postgres_url, tmp_path):
-    app = make_app(postgres_url, str(tmp_path / "instance"))
+@contextmanager
+def member_app(url: str, tmp_path: Path, **config: Any) -> Iterator[tuple[Flask, Any]]:
+    """An app with a member ``u1`` of 100 points, logged in, the dashboard shown once."""
+    app = make_app(url, str(tmp_path / "instance"), **config)
     try:
         with app.app_context():
             Loyalty().enroll("u1")
         client = app.test_client()
         login(client, "u1")
         assert available(client) == 100
-        assert terminate_other_connections(postgres_url) >= 1
-        assert available(client) == 100  # the key read again on a new connection
+        yield app, client
     finally:
         app.extensions["loyalty"].close()
+
+
+def test_a_cached_dashboard_is_served_through_a_lost_connection(postgres_url, tmp_path):
+    with member_app(postgres_url, tmp_path) as (_, client):
+        assert terminate_other_connections(postgres_url) >= 1
+        assert available(client) == 100  # the key read again on a new connection
 
 
 def test_a_connection_lost_while_idle_is_replaced_before_use(postgres_url):

@@ -5,14 +5,10 @@ once, and while the listening connection is away nothing kept is trusted."""
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -23,7 +19,7 @@ from loyalty_plugin import stamps as stamps_module
 from loyalty_plugin.errors import ConfigError
 
 from .conftest import User, login, make_app
-from .test_dashboard_freshness import AWARD_ELSEWHERE, terminate_other_connections
+from .test_dashboard_freshness import AWARD_ELSEWHERE, available, member_app, terminate_other_connections
 from .test_host_mode import make_host
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,35 +27,14 @@ EN = {"Accept-Language": "en-US"}
 WAIT = 30.0  # seconds a notification may take to arrive on a loaded CI machine
 
 
-def available(client) -> int:
-    html = client.get("/loyalty/", headers=EN).get_data(as_text=True)
-    return int(re.search(r'data-testid="points-available">([\d,]+)<', html).group(1).replace(",", ""))
-
-
-@contextmanager
-def member_app(url: str, tmp_path: Path, *, notify: bool) -> Iterator[tuple[Any, Any, Any]]:
-    """An app, listening or not, with a member ``u1`` of 100 points, logged in: page and, when
-    listening, key kept."""
-    app = make_app(url, str(tmp_path / "instance"), LOYALTY_PAGE_CACHE_NOTIFY=notify)
-    stamps = app.extensions["loyalty"].stamps
-    try:
-        with app.app_context():
-            Loyalty().enroll("u1")
-        client = app.test_client()
-        login(client, "u1")
-        assert available(client) == 100  # starts the listener; read, not yet kept
-        if notify:
-            assert wait_listening(stamps)
-            assert available(client) == 100  # read and kept
-        yield app, client, stamps
-    finally:
-        app.extensions["loyalty"].close()
-
-
 @pytest.fixture
 def notified(postgres_url, tmp_path):
-    with member_app(postgres_url, tmp_path, notify=True) as made:
-        yield made
+    """A listening app, its member ``u1`` logged in, page and key kept."""
+    with member_app(postgres_url, tmp_path, LOYALTY_PAGE_CACHE_NOTIFY=True) as (app, client):
+        stamps = app.extensions["loyalty"].stamps
+        assert wait_listening(stamps)
+        assert available(client) == 100  # read and kept
+        yield app, client, stamps
 
 
 def wait_listening(stamps) -> bool:
@@ -86,7 +61,10 @@ def change_unannounced(url: str, balance: int) -> None:
 
 @pytest.mark.parametrize("notify", [False, True])
 def test_a_listening_worker_does_not_read_the_key_again(postgres_url, tmp_path, notify):
-    with member_app(postgres_url, tmp_path, notify=notify) as (_, client, _):
+    with member_app(postgres_url, tmp_path, LOYALTY_PAGE_CACHE_NOTIFY=notify) as (app, client):
+        if notify:
+            assert wait_listening(app.extensions["loyalty"].stamps)
+            assert available(client) == 100
         change_unannounced(postgres_url, 999)
         # Read per request, the new version is seen; kept, the page stays as it was.
         assert available(client) == (100 if notify else 999)
@@ -171,21 +149,13 @@ def test_a_quiet_listener_proves_its_connection_alive_and_stays_trusted(notified
 def test_a_listener_whose_notifications_never_arrive_keeps_nothing(postgres_url, tmp_path, monkeypatch):
     """As behind a pooler that takes the LISTEN and delivers nothing: here the probe is not sent."""
     monkeypatch.setattr(stamps_module.NotifiedStamps, "_probe", lambda self, listener: None)
-    app = make_app(postgres_url, str(tmp_path / "instance"), LOYALTY_PAGE_CACHE_NOTIFY=True)
-    stamps = app.extensions["loyalty"].stamps
-    try:
-        with app.app_context():
-            Loyalty().enroll("u1")
-        client = app.test_client()
-        login(client, "u1")
-        assert available(client) == 100
+    with member_app(postgres_url, tmp_path, LOYALTY_PAGE_CACHE_NOTIFY=True) as (app, client):
+        stamps = app.extensions["loyalty"].stamps
         assert stamps.wait(lambda: stamps.listening, WAIT)
         assert available(client) == 100
         change_unannounced(postgres_url, 777)
         assert not stamps.trusted()
         assert available(client) == 777  # read: nothing came through, so nothing was kept
-    finally:
-        app.extensions["loyalty"].close()
 
 
 @pytest.mark.parametrize(("about", "kept"), [("u1", False), ("somebody-else", True)])
